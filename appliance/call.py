@@ -1,0 +1,222 @@
+"""CallSession: the only place that decides what happens next in a call.
+
+Per turn: listen (VAD, end-pointer, ASR, or injected text) → the secretary
+decides (emergency first) → perform its action (a booking: agenda + outbox in one
+transaction) → speak (TTS sentence by sentence). Every step is a ``CallEvent``.
+
+Latency of a turn = the trailing silence the end-pointer waited for (audio time)
++ the wall time from that decision to the first reply sample handed to the line.
+On a real line both clocks run together; on a fast simulated line audio time runs
+ahead, and this sum is what the caller would have waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from appliance.agenda.slots import Slot
+from appliance.clock import Clock
+from appliance.dialogue.reply import Book, Emergency, Patient, Reply
+from appliance.dialogue.secretary import Secretary
+from appliance.errors import ApplianceError, SlotTaken
+from appliance.events import (
+    AppointmentBooked,
+    AssistantReplied,
+    AudioOutEnded,
+    AudioOutStarted,
+    CallAnswered,
+    CallEnded,
+    CallerSilent,
+    CallerSpeechEnded,
+    CallEvent,
+    CallFailed,
+    DtmfReceived,
+    EmergencyDetected,
+    TranscriptReady,
+    TurnTimed,
+)
+from appliance.line.base import Call
+from appliance.turns import Heard, HungUp, Listener, Pressed, Silent, Speaker, Turn
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Booker(Protocol):
+    """The write side of the agenda: one transaction for the appointment and its outbox row."""
+
+    def book(self, slot: Slot, patient: Patient, call_id: str) -> int: ...
+
+
+@dataclass
+class TurnRecord:
+    speaker: str  # "caller" | "assistant"
+    text: str
+    asr_text: str | None = None
+    ask: str | None = None
+    latency_ms: int | None = None
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    outcome: str
+    appointment_id: int | None
+    emergency: Emergency | None
+    turns: list[TurnRecord] = field(default_factory=list)
+    events: list[CallEvent] = field(default_factory=list)
+
+
+class CallSession:
+    def __init__(
+        self,
+        call: Call,
+        secretary: Secretary,
+        listener: Listener,
+        speaker: Speaker,
+        booker: Booker,
+        clock: Clock,
+        *,
+        line_name: str,
+        max_call_s: float = 600.0,
+        on_event: Callable[[CallEvent], None] = lambda e: None,
+    ) -> None:
+        self.call = call
+        self.secretary = secretary
+        self.listener = listener
+        self.speaker = speaker
+        self.booker = booker
+        self.clock = clock
+        self.line_name = line_name
+        self.max_call_s = max_call_s
+        self._on_event = on_event
+        self._t0 = clock.monotonic()
+        self.result = CallResult(call.call_id, "abandoned", None, None)
+
+    # -- events ---------------------------------------------------------------
+    def at_ms(self, t: float | None = None) -> int:
+        return round(((self.clock.monotonic() if t is None else t) - self._t0) * 1000)
+
+    def emit(self, event: CallEvent) -> None:
+        self.result.events.append(event)
+        try:
+            self._on_event(event)
+        except Exception:  # an observer's bug must never end a patient's call
+            _LOGGER.exception("event observer failed on %s", event.kind)
+
+    # -- the call ---------------------------------------------------------------
+    async def run(self) -> CallResult:
+        self.emit(CallAnswered(0, self.call.caller_id, self.line_name))
+        ended_by = "assistant"
+        try:
+            async with asyncio.timeout(self.max_call_s):
+                ended_by = await self._converse()
+        except TimeoutError:
+            self.emit(CallFailed(self.at_ms(), "call-too-long", f"over {self.max_call_s:.0f} s"))
+            ended_by = "line"
+        except ApplianceError as err:
+            _LOGGER.error("call %s failed: %s", self.call.call_id, err.code)
+            self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+            ended_by = "line"
+        except Exception as err:  # noqa: BLE001 - the call ends cleanly, whatever broke
+            _LOGGER.exception("call %s crashed", self.call.call_id)
+            self.emit(CallFailed(self.at_ms(), "internal-error", type(err).__name__))
+            ended_by = "line"
+        finally:
+            if not self.call.ended:
+                await self.call.hang_up()
+        self.result.outcome = self.secretary.outcome
+        self.emit(CallEnded(self.at_ms(), ended_by, self.result.outcome))
+        return self.result
+
+    async def _converse(self) -> str:
+        reply = self.secretary.greet()
+        await self._speak(reply, heard_at=None)
+        while True:
+            if self.call.ended:
+                return "caller"
+            turn = await self.listener.listen(self.secretary.ask)
+            if isinstance(turn, HungUp):
+                return "caller"
+            self._record_turn(turn)
+            started = self.clock.monotonic()
+            reply = await asyncio.to_thread(self.secretary.respond, turn)
+            reply = await self._perform(reply)
+            dialogue_ms = round((self.clock.monotonic() - started) * 1000)
+            await self._speak(reply, heard_at=turn, dialogue_ms=dialogue_ms)
+            if reply.end_call:
+                return "assistant"
+
+    def _record_turn(self, turn: Turn) -> None:
+        match turn:
+            case Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, endpoint_s=endpoint_s):
+                end_ms = self.at_ms(turn.decided_at) - round(endpoint_s * 1000)
+                if audio_s:
+                    self.emit(CallerSpeechEnded(end_ms, round(audio_s * 1000)))
+                self.emit(TranscriptReady(self.at_ms(), text, round(audio_s * 1000), asr_ms))
+                self.result.turns.append(TurnRecord("caller", text, asr_text=text))
+            case Pressed(digit=digit):
+                self.emit(DtmfReceived(self.at_ms(), digit))
+                self.result.turns.append(TurnRecord("caller", f"[{digit}]"))
+            case Silent(after_s=after_s):
+                self.emit(CallerSilent(self.at_ms(), round(after_s * 1000)))
+                self.result.turns.append(TurnRecord("caller", ""))
+
+    async def _perform(self, reply: Reply) -> Reply:
+        match reply.action:
+            case Emergency(category=category, phrase=phrase):
+                self.result.emergency = reply.action
+                self.emit(EmergencyDetected(self.at_ms(), category, phrase))
+                return reply
+            case Book(slot=slot, patient=patient):
+                try:
+                    appointment_id = await asyncio.to_thread(self.booker.book, slot, patient, self.call.call_id)
+                except SlotTaken:
+                    return self.secretary.booking_failed(slot_taken=True)
+                except ApplianceError as err:
+                    self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+                    return self.secretary.booking_failed(slot_taken=False)
+                self.result.appointment_id = appointment_id
+                self.emit(
+                    AppointmentBooked(
+                        self.at_ms(), appointment_id, slot.practitioner_id, slot.reason_id, slot.start.isoformat()
+                    )
+                )
+                return self.secretary.booked(appointment_id)
+        return reply
+
+    async def _speak(self, reply: Reply, *, heard_at: Turn | None, dialogue_ms: int = 0) -> None:
+        if not reply.text:
+            return
+        self.emit(AssistantReplied(self.at_ms(), reply.text, reply.ask))
+        decided_at = getattr(heard_at, "decided_at", None)
+        endpoint_s = getattr(heard_at, "endpoint_s", 0.0)
+        latency: dict[str, Any] = {}
+        synth_start = self.clock.monotonic()
+
+        def first_audio() -> None:
+            now = self.clock.monotonic()
+            if decided_at is None:
+                self.emit(AudioOutStarted(self.at_ms(now), None))
+                return
+            latency_ms = round((now - decided_at + endpoint_s) * 1000)
+            latency["ms"] = latency_ms
+            self.emit(AudioOutStarted(self.at_ms(now), latency_ms))
+            asr_ms = getattr(heard_at, "asr_ms", 0)
+            self.emit(
+                TurnTimed(
+                    self.at_ms(now),
+                    latency_ms,
+                    round(endpoint_s * 1000),
+                    asr_ms,
+                    dialogue_ms,
+                    round((now - synth_start) * 1000),
+                )
+            )
+
+        spoken_ms = await self.speaker.say(reply.text, first_audio)
+        self.result.turns.append(TurnRecord("assistant", reply.text, ask=reply.ask, latency_ms=latency.get("ms")))
+        self.emit(AudioOutEnded(self.at_ms(), spoken_ms))

@@ -1,0 +1,104 @@
+"""Command line: argparse only; each command hands over to the module that owns it.
+
+Every command turns an ``ApplianceError`` into one clear line and a non-zero exit
+status: no traceback reaches the person at the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from appliance.errors import ApplianceError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="On-premise AI phone secretary.")
+    parser.add_argument("--config", type=Path, help="configuration TOML (default: embedded defaults)")
+    parser.add_argument("--data-dir", type=Path, help="where the store and runtime files live")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (may show personal data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="answer the line (and serve the web page)")
+    run.add_argument("--no-web", action="store_true", help="do not start the web process")
+
+    sub.add_parser("web", help="serve the local web page")
+
+    sim = sub.add_parser("simulate", help="place one scripted test call through an in-process box")
+    sim.add_argument("scenario", type=Path)
+    mode = sim.add_mutually_exclusive_group()
+    mode.add_argument("--text", dest="mode", action="store_const", const="text", help="inject words (default)")
+    mode.add_argument("--audio", dest="mode", action="store_const", const="audio", help="real VAD, ASR and TTS")
+    sim.add_argument("--json", type=Path, help="write the JSON report here")
+
+    models = sub.add_parser("models", help="check, or assemble and verify, the model files")
+    models.add_argument("action", choices=("status", "ensure"), nargs="?", default="status")
+
+    bench = sub.add_parser("bench", help="latency, real-time factors, load time and memory over scenarios")
+    bench.add_argument("scenarios", type=Path, nargs="*", default=[Path("tests/scenarios")])
+    bench.add_argument("--json", type=Path, default=Path("bench.json"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from appliance.system.logs import setup_logging
+
+    setup_logging(verbose=args.verbose)
+    try:
+        return _dispatch(args)
+    except ApplianceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if err.code in ("config-invalid", "scenario-invalid") else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from appliance.config import load_config
+
+    config = load_config(args.config, data_dir=args.data_dir)
+    match args.command:
+        case "run":
+            from appliance.runtime import run_box
+
+            return run_box(config, with_web=not args.no_web)
+        case "web":
+            from appliance.web.app import serve
+
+            return serve(config)
+        case "simulate":
+            from appliance.simulate.runner import run
+
+            return run(args.scenario, mode=args.mode or "text", json_out=args.json,
+                       data_dir=args.data_dir, base_config=config)
+        case "models":
+            return _models(config, args.action)
+        case "bench":
+            from appliance.bench import run_bench
+
+            return run_bench(config, args.scenarios, args.json)
+    return 2
+
+
+def _models(config, action: str) -> int:  # type: ignore[no-untyped-def]
+    from appliance.models import ModelCatalog
+
+    catalog = ModelCatalog(config.models.manifest_dir, config.models.models_dir)
+    if action == "ensure":
+        for name in catalog.names():
+            path = catalog.ensure(name)
+            print(f"{name:16} ok  {path}")
+        return 0
+    bad = 0
+    for status in catalog.status():
+        state = "ok" if status.ok else f"NOT READY: {status.problem}"
+        print(f"{status.name:16} {status.role:4} {state}")
+        bad += not status.ok
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The box's configuration: frozen dataclasses loaded from TOML, validated once.
+
+With no file at all the box runs on its embedded defaults: the simulated line,
+a local SQLite store in ``var/``, the ``demo`` practice, the web page on
+127.0.0.1:8080, no cloud. Every mistake in a file names the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from appliance.audio.endpoint import EndpointSettings
+from appliance.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice:
+    vad: str = "silero-vad"
+    asr: str = "whisper-base"
+    tts: str = "kokoro-82m"
+    llm: str = "gemma-3-270m"
+    llm_enabled: bool = False
+    """Off: the registry's small LLMs fail qualification (README, "Limits")."""
+    manifest_dir: Path | None = None
+    models_dir: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"web.port must be 1-65535, got {self.port}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeechSettings:
+    language: str = "fr"
+    voice: str = "jm_kumo"
+    fallback_to_espeak: bool = True
+    """If Kokoro fails on a sentence, say it with espeak-ng rather than say nothing."""
+    max_call_s: float = 600.0
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+
+    def __post_init__(self) -> None:
+        if self.language not in ("fr",):
+            raise ConfigError(f"speech.language: only 'fr' is available yet, got {self.language!r}")
+        if not 30 <= self.max_call_s <= 3600:
+            raise ConfigError(f"speech.max_call_s must be 30-3600 s, got {self.max_call_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    line: str = "sim"
+    """``sim`` (the simulated line); the modem drivers come with their own issue."""
+    data_dir: Path = Path("var")
+    practice: str = "demo"
+    """A built-in practice name, or a practice TOML file."""
+    web: WebSettings = field(default_factory=WebSettings)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    models: ModelChoice = field(default_factory=ModelChoice)
+
+    def __post_init__(self) -> None:
+        if self.line != "sim" and not self.line.startswith("sim:"):
+            raise ConfigError(f"line: only the simulated line 'sim' is available yet, got {self.line!r}")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "appliance.db"
+
+
+def load_config(path: Path | None, **overrides: Any) -> Config:
+    """Defaults, then the file (if any), then command-line overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the configuration ({err.strerror})") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from err
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return _build(Config, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err.detail}" if path else err.detail) from None
+
+
+_NESTED = {"web": WebSettings, "speech": SpeechSettings, "models": ModelChoice, "endpoint": EndpointSettings}
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _NESTED:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{prefix}{key}] must be a table")
+            kwargs[key] = _build(_NESTED[key], value, f"{prefix}{key}.")
+        elif key.endswith("_dir") or key == "data_dir":
+            kwargs[key] = Path(value)
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{prefix or 'config'}: {err}") from err

@@ -1,0 +1,68 @@
+"""The boundary between a phone line and the call session.
+
+A ``LineDriver`` hands out ``IncomingCall``s; answering one gives a ``Call``: 8 kHz
+audio frames in (with DTMF digits in order between them), frames out paced at the
+line rate, and hang-up from either side. Nothing here knows about AT commands,
+DLE escapes or SIM cards: the voice modem, the GSM module and the simulator each
+implement these protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, AsyncIterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str  # "0"-"9", "*", "#": reported once per key press
+
+
+Inbound = np.ndarray | Dtmf
+"""One item from the line: a 160-sample int16 frame (20 ms at 8 kHz), or a key press."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineHealth:
+    ok: bool
+    device: str
+    detail: str = ""
+
+
+class Call(Protocol):
+    call_id: str
+    caller_id: str | None
+
+    def inbound(self) -> AsyncIterator[Inbound]:
+        """Frames and key presses as they arrive; ends when the call is over."""
+
+    async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
+        """Send frames paced at the line rate; returns the number of frames sent.
+
+        Cancelling the task stops the audio at once (barge-in, hang-up).
+        """
+
+    async def hang_up(self) -> None: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+
+class IncomingCall(Protocol):
+    caller_id: str | None
+
+    async def answer(self) -> Call: ...
+
+
+class LineDriver(Protocol):
+    name: str
+
+    def incoming(self) -> AsyncIterator[IncomingCall]:
+        """Ringing calls, one after another, for as long as the line is up."""
+
+    def health(self) -> LineHealth: ...
+
+    async def close(self) -> None: ...

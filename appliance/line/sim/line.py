@@ -1,0 +1,181 @@
+"""The simulated line: a product feature, not only a test double.
+
+``line = "sim"`` runs the whole box on a laptop. A test call is placed with
+``SimLine.place_call``; the box side gets an ordinary ``Call``, the caller side a
+``SimCaller`` that sends audio, key presses or (in text mode) words, and receives
+the assistant's audio.
+
+Audio is produced on demand: while the box listens and the caller has nothing
+queued, the line carries silence, as a real line does. While the simulated caller
+is composing its next turn it holds the line (``hold``) so the box does not hear
+seconds of silence that a real caller would not have left. With ``realtime`` the
+box-side audio is paced at 20 ms a frame; without it calls run as fast as the
+models allow, and latency figures are computed from audio time plus wall time
+(see ``appliance.call``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.audio import FRAME_MS, FRAME_SAMPLES
+from appliance.line.base import Dtmf, Inbound, LineHealth
+
+_LOGGER = logging.getLogger(__name__)
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Text mode: the caller's words, injected as if ASR had heard them."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeptSilent:
+    """Text mode: the caller said nothing for this long."""
+
+    seconds: float
+
+
+_HANGUP = object()
+
+
+class SimCall:
+    """The box's side of a simulated call (implements ``appliance.line.base.Call``)."""
+
+    def __init__(self, call_id: str, caller_id: str | None, *, realtime: bool) -> None:
+        self.call_id = call_id
+        self.caller_id = caller_id
+        self._realtime = realtime
+        self._audio: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._script: asyncio.Queue[Said | KeptSilent | Dtmf | object] = asyncio.Queue()
+        self._held = asyncio.Event()  # set = caller composing: no silence on demand
+        self._ended = asyncio.Event()
+        self.received: list[np.ndarray] = []
+        """Every frame the box sent, for the caller (and for saving to a WAV)."""
+
+    # -- box side -------------------------------------------------------------
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        while True:
+            # What the caller sent before hanging up still arrives, then the end.
+            if not self._audio.empty() or self._held.is_set() or self._ended.is_set():
+                item = await self._next(self._audio)
+                if item is _HANGUP:
+                    return
+                yield item  # type: ignore[misc]
+            else:
+                if self._realtime:
+                    await asyncio.sleep(FRAME_MS / 1000)
+                else:
+                    await asyncio.sleep(0)  # let the caller's task run between frames
+                yield _SILENCE
+
+    async def scripted(self) -> Said | KeptSilent | Dtmf | None:
+        """Text mode: the caller's next act; None once the caller has hung up."""
+        if self._ended.is_set() and self._script.empty():
+            return None
+        item = await self._next(self._script)
+        return None if item is _HANGUP else item  # type: ignore[return-value]
+
+    async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
+        loop = asyncio.get_running_loop()
+        sent = 0
+        started = loop.time()
+        async for frame in frames:
+            if self._ended.is_set():
+                break
+            self.received.append(frame)
+            sent += 1
+            if self._realtime:
+                # Paced by the clock, not by sleep(20 ms) per frame, so jitter does not add up.
+                delay = started + sent * FRAME_MS / 1000 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        return sent
+
+    async def hang_up(self) -> None:
+        self._end()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    # -- caller side ----------------------------------------------------------
+    def hold(self) -> None:
+        self._held.set()
+
+    def release(self) -> None:
+        self._held.clear()
+        self._audio.put_nowait(_SILENCE)  # wake a listener blocked on an empty queue
+
+    def send_audio(self, frames: list[np.ndarray]) -> None:
+        for frame in frames:
+            self._audio.put_nowait(frame)
+
+    def send_dtmf(self, digit: str) -> None:
+        self._audio.put_nowait(Dtmf(digit))
+        self._script.put_nowait(Dtmf(digit))
+
+    def send_text(self, text: str) -> None:
+        self._script.put_nowait(Said(text))
+
+    def send_silence(self, seconds: float) -> None:
+        self._script.put_nowait(KeptSilent(seconds))
+        self.send_audio([_SILENCE] * int(seconds * 1000 / FRAME_MS))
+
+    def caller_hangs_up(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self._ended.is_set():
+            self._ended.set()
+            self._audio.put_nowait(_HANGUP)
+            self._script.put_nowait(_HANGUP)
+
+    async def _next(self, queue: asyncio.Queue) -> object:
+        return await queue.get()
+
+
+class SimIncomingCall:
+    def __init__(self, call: SimCall) -> None:
+        self._call = call
+        self.caller_id = call.caller_id
+
+    async def answer(self) -> SimCall:
+        return self._call
+
+
+class SimLine:
+    """A line whose calls are placed by software (``line = "sim"``)."""
+
+    name = "sim"
+
+    def __init__(self, *, realtime: bool = False) -> None:
+        self._realtime = realtime
+        self._ringing: asyncio.Queue[SimIncomingCall | None] = asyncio.Queue()
+        self.calls_placed = 0
+
+    def place_call(self, caller_id: str | None) -> SimCall:
+        call = SimCall(f"sim-{next(_ids)}", caller_id or None, realtime=self._realtime)
+        self._ringing.put_nowait(SimIncomingCall(call))
+        self.calls_placed += 1
+        return call
+
+    async def incoming(self) -> AsyncIterator[SimIncomingCall]:
+        while (ringing := await self._ringing.get()) is not None:
+            yield ringing
+
+    def health(self) -> LineHealth:
+        return LineHealth(ok=True, device="simulated line", detail=f"{self.calls_placed} test call(s) placed")
+
+    async def close(self) -> None:
+        self._ringing.put_nowait(None)

@@ -1,0 +1,1 @@
+"""Optional language-model helper: protocol, llama.cpp runner, qualification."""

@@ -1,0 +1,75 @@
+"""``appliance run``: the core process on the configured line, with the web page beside it.
+
+The web page is a separate process (a slow page or a crash there must never touch
+a call's audio); here it is started as a child for convenience, on the device
+systemd runs it as its own service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+
+from appliance.app import Appliance
+from appliance.config import Config
+from appliance.line.sim.line import SimLine
+from appliance.speech.loading import load_speech
+from appliance.system.notify import notify
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def run_box(config: Config, *, with_web: bool) -> int:
+    print("verifying and loading models…", flush=True)
+    speech = load_speech(config.models, config.speech)
+    loads = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in speech.load_s.items())
+    print(f"models ready: {loads}", flush=True)
+    box = Appliance(config, speech=speech)
+    web = None
+    if with_web:
+        web = subprocess.Popen([sys.executable, "-m", "appliance", "--data-dir", str(config.data_dir), "web"])
+    try:
+        _banner(config, box)
+        asyncio.run(_serve(box))
+    finally:
+        box.close()
+        if web is not None:
+            web.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                web.wait(timeout=5)
+    return 0
+
+
+async def _serve(box: Appliance) -> None:
+    line = SimLine(realtime=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notify("READY=1")
+    notify(f"STATUS=answering on {line.name}")
+    serving = asyncio.create_task(box.serve(line))
+    await stop.wait()
+    notify("STOPPING=1")
+    await line.close()
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+
+
+def _banner(config: Config, box: Appliance) -> None:
+    web = f"http://{config.web.host}:{config.web.port}"
+    print(
+        f"\nThe box is answering for {box.practice.name} on the simulated line.\n"
+        f"  web page:     {web}\n"
+        f"  data:         {config.data_dir}\n\n"
+        "Place a test call from another shell:\n"
+        "  .venv/bin/appliance simulate tests/scenarios/book_basic.toml --audio   (real VAD, ASR, TTS)\n"
+        "  .venv/bin/appliance simulate tests/scenarios/book_basic.toml --text    (words only, fast)\n"
+        "Stop with Ctrl-C.\n",
+        flush=True,
+    )

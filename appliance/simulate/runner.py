@@ -1,0 +1,146 @@
+"""``appliance simulate``: one scripted call through a complete in-process box.
+
+Exit status: 0 when the scenario's expectations hold, 1 when they do not, 2 when
+the scenario (or the practice it names) is wrong. The JSON report's shape is a
+public contract (README, "The simulate report").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.app import Appliance
+from appliance.call import CallResult
+from appliance.clock import FixedClock
+from appliance.config import Config
+from appliance.errors import ApplianceError, ConfigError, ScenarioError
+from appliance.line.sim.line import SimLine
+from appliance.simulate.caller import CallerAudio, ScriptedCaller
+from appliance.simulate.report import build_report
+from appliance.simulate.scenario import Scenario, load_scenario
+from appliance.speech.loading import SpeechModels, load_speech
+from appliance.store import queries
+
+_LOGGER = logging.getLogger(__name__)
+EXIT_PASSED: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_BAD_SCENARIO: Final = 2
+
+
+async def simulate(
+    scenario: Scenario,
+    *,
+    mode: str,
+    config: Config,
+    speech: SpeechModels | None = None,
+) -> dict[str, Any]:
+    """Run the scenario's call and return its report."""
+    clock = FixedClock(scenario.now)
+    try:
+        box = Appliance(config, clock=clock, speech=speech, practice_base=scenario.path.parent)
+    except ConfigError as err:
+        raise ScenarioError(f"{scenario.path}: practice {scenario.practice!r}: {err.detail}") from err
+    try:
+        line = SimLine()
+        call = line.place_call(scenario.caller_id)
+        audio = None
+        if mode == "audio":
+            assert speech is not None
+            audio = CallerAudio(speech.caller_voice(scenario.caller.voice), scenario.caller)
+        caller = ScriptedCaller(scenario, call, audio=audio, silence_s=config.speech.endpoint.no_input_s)
+        incoming = await anext(line.incoming())
+        result = await box.answer(incoming, line_name="sim", text_mode=mode == "text", on_event=caller.observe)
+        if caller.failure is not None:
+            raise caller.failure
+        booking = _booking(box, result)
+        load_s = speech.load_s if speech else {}
+        return build_report(scenario, mode, result, booking, None, load_s)
+    finally:
+        box.close()
+
+
+def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
+    if result.appointment_id is None:
+        return None
+    appt = queries.get_appointment(box.store, result.appointment_id)
+    practitioner = box.practice.practitioner(appt.practitioner_id)
+    return {
+        "id": appt.id,
+        "start": appt.start.isoformat(),
+        "end": appt.end.isoformat(),
+        "practitioner": appt.practitioner_id,
+        "practitioner_name": practitioner.display_name,
+        "reason": appt.reason_id,
+        "patient": {
+            "last_name": appt.patient_last_name,
+            "first_name": appt.patient_first_name,
+            "birth_date": appt.patient_birth_date.isoformat() if appt.patient_birth_date else None,
+            "phone": appt.patient_phone,
+        },
+        "sync_state": appt.sync_state,
+    }
+
+
+def run(
+    scenario_path: Path,
+    *,
+    mode: str,
+    json_out: Path | None,
+    data_dir: Path | None,
+    base_config: Config,
+    speech: SpeechModels | None = None,
+    echo: Any = print,
+) -> int:
+    """The CLI's simulate: load, run, print, write JSON; returns the exit status."""
+    try:
+        scenario = load_scenario(scenario_path)
+    except ScenarioError as err:
+        echo(f"error: {err.detail}")
+        return EXIT_BAD_SCENARIO
+    with tempfile.TemporaryDirectory(prefix="appliance-sim-") as tmp:
+        config = replace(base_config, data_dir=data_dir or Path(tmp), practice=scenario.practice)
+        try:
+            if mode == "audio" and speech is None:
+                echo("loading speech models…")
+                speech = load_speech(config.models, config.speech)
+            report = asyncio.run(simulate(scenario, mode=mode, config=config, speech=speech))
+        except ScenarioError as err:
+            echo(f"error: {err.detail}")
+            return EXIT_BAD_SCENARIO
+        except ApplianceError as err:
+            echo(f"error: {err}")
+            return EXIT_FAILED
+    _print(report, echo)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return EXIT_PASSED if report["expect"]["passed"] else EXIT_FAILED
+
+
+def _print(report: dict[str, Any], echo: Any) -> None:
+    echo(f"== {report['title']} ({report['mode']})")
+    for turn in report["turns"]:
+        if turn["speaker"] == "caller":
+            echo(f"  caller    > {turn['text'] or '(silence)'}")
+        else:
+            latency = f" ({turn['latency_ms']} ms)" if turn["latency_ms"] is not None else ""
+            echo(f"  assistant < {turn['text']}  [ask: {turn['ask']}]{latency}")
+    echo(f"outcome: {report['outcome']}")
+    if report["booking"]:
+        b = report["booking"]
+        echo(f"booking: {b['start']} with {b['practitioner_name']} ({b['reason']}), sync {b['sync_state']}")
+    m = report["metrics"]
+    if m["latency_ms"]:
+        echo(f"latency: p50 {m['latency_p50_ms']} ms, p95 {m['latency_p95_ms']} ms over {len(m['latency_ms'])} turns")
+    if report["expect"]["passed"]:
+        echo("expectations: passed")
+    else:
+        echo("expectations: FAILED")
+        for failure in report["expect"]["failures"]:
+            echo(f"  - {failure}")

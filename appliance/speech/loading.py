@@ -1,0 +1,117 @@
+"""Load the speech models once, verified, warmed up, and timed.
+
+Model loading happens at start-up, never during a call: a caller must not wait
+for 500 MB to come off the SD card. Each model's directory comes from its
+manifest (``appliance.models``), so swapping a model is a configuration change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from appliance.config import ModelChoice, SpeechSettings
+from appliance.errors import ModelError, SpeechError
+from appliance.models import ModelCatalog
+from appliance.speech.asr import Recognizer, WhisperRecognizer, WhisperSettings
+from appliance.speech.tts import EspeakSynthesizer, KokoroSettings, KokoroSynthesizer, Synthesizer
+from appliance.audio.vad import SileroVad, VoiceActivity
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class FallbackSynthesizer:
+    """Kokoro first; espeak-ng for a sentence Kokoro fails on, so the caller always hears an answer."""
+
+    def __init__(self, primary: Synthesizer, fallback: Synthesizer) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.sample_rate = primary.sample_rate
+        self.fallbacks = 0
+
+    def synthesize(self, text: str) -> np.ndarray:
+        try:
+            return self.primary.synthesize(text)
+        except SpeechError as err:
+            self.fallbacks += 1
+            _LOGGER.warning("primary voice failed (%s); speaking with espeak-ng", err.code)
+            from appliance.audio.resample import resample
+
+            pcm = self.fallback.synthesize(text)
+            return resample(pcm, self.fallback.sample_rate, self.sample_rate)
+
+    def warm_up(self) -> None:
+        self.primary.warm_up()
+        self.fallback.warm_up()
+
+
+@dataclass
+class SpeechModels:
+    vad_dir: Path
+    vad_threshold: float
+    recognizer: Recognizer
+    synthesizer: Synthesizer
+    load_s: dict[str, float] = field(default_factory=dict)
+    catalog: ModelCatalog | None = None
+
+    def new_vad(self) -> VoiceActivity:
+        """VAD state is per call; the model file is tiny and loads in milliseconds."""
+        return SileroVad(self.vad_dir, threshold=self.vad_threshold)
+
+    def caller_voice(self, voice: str) -> Synthesizer:
+        """The simulated caller's voice: the same TTS model, another speaker."""
+        assert self.catalog is not None
+        directory = self.catalog.ensure(self._tts_name)
+        return KokoroSynthesizer(directory, KokoroSettings(voice=voice))
+
+    _tts_name: str = "kokoro-82m"
+
+
+def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatalog | None = None) -> SpeechModels:
+    catalog = catalog or ModelCatalog(choice.manifest_dir, choice.models_dir)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, build):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            value = build()
+        except ModelError:
+            raise
+        except Exception as err:  # a runtime refusing the file: name the model and the fix
+            raise ModelError("model-load-failed", f"model {name!r} failed to load: {err}") from err
+        timings[name] = time.perf_counter() - started
+        return value
+
+    vad_manifest = catalog.get(choice.vad)
+    vad_dir = timed(choice.vad, lambda: catalog.ensure(choice.vad))
+    asr_manifest = catalog.get(choice.asr)
+    asr_dir = catalog.ensure(choice.asr)
+    asr_settings = WhisperSettings(
+        language=settings.language,
+        **{k: v for k, v in asr_manifest.params.items() if k in WhisperSettings.__dataclass_fields__},
+    )
+    recognizer = timed(choice.asr, lambda: WhisperRecognizer(asr_dir, asr_settings))
+    tts_dir = catalog.ensure(choice.tts)
+    tts = timed(choice.tts, lambda: KokoroSynthesizer(tts_dir, KokoroSettings(voice=settings.voice)))
+    synthesizer: Synthesizer = tts
+    if settings.fallback_to_espeak:
+        synthesizer = FallbackSynthesizer(tts, EspeakSynthesizer())
+    started = time.perf_counter()
+    recognizer.warm_up()
+    synthesizer.warm_up()
+    timings["warm_up"] = time.perf_counter() - started
+    models = SpeechModels(
+        vad_dir=vad_dir,
+        vad_threshold=float(vad_manifest.params.get("threshold", 0.5)),
+        recognizer=recognizer,
+        synthesizer=synthesizer,
+        load_s=timings,
+        catalog=catalog,
+    )
+    models._tts_name = choice.tts
+    _LOGGER.info("speech models ready in %.1f s", sum(timings.values()))
+    return models

@@ -1,0 +1,229 @@
+"""One turn of the caller, and the two ways the box hears and speaks.
+
+``Listener.listen`` returns what the caller did this turn; ``Speaker.say`` speaks
+one reply. The audio pair runs the real chain (line → resampler → VAD →
+end-pointer → ASR; TTS → resampler → line); the text pair (simulate ``--text``)
+injects and collects words. ``CallSession`` is the same for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import numpy as np
+
+from appliance.audio import LINE_RATE_HZ, MODEL_RATE_HZ
+from appliance.audio.endpoint import (
+    EndpointSettings,
+    Endpointer,
+    NoInput,
+    SpeechStarted,
+    TurnEnded,
+)
+from appliance.audio.resample import StreamResampler
+from appliance.audio.vad import VoiceActivity
+from appliance.clock import Clock
+from appliance.errors import SpeechError
+from appliance.line.base import Call, Dtmf
+from appliance.line.sim.line import KeptSilent, Said, SimCall
+from appliance.speech.asr import Recognizer
+from appliance.speech.tts import Synthesizer, split_sentences, to_line_frames
+
+_LOGGER = logging.getLogger(__name__)
+_PRE_ROLL_S: Final = 0.3  # audio kept before the VAD's speech start: onsets are soft
+_POST_ROLL_S: Final = 0.15
+_WINDOW: Final = 512  # silero's window at 16 kHz (32 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    text: str
+    audio_s: float = 0.0
+    endpoint_s: float = 0.0
+    """Trailing silence the end-pointer waited for before deciding the turn was over."""
+    asr_ms: int = 0
+    decided_at: float = 0.0
+    """Monotonic time of the end-of-turn decision (``Clock.monotonic``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pressed:
+    digit: str
+    decided_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Silent:
+    after_s: float
+    decided_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    pass
+
+
+Turn = Heard | Pressed | Silent | HungUp
+
+# How long a pause ends the turn, by what the assistant just asked for: a yes/no
+# answer is short, a date of birth or a phone number is dictated with pauses.
+_EXPECT_BY_ASK: Final = {
+    "confirm": "short",
+    "anything_else": "short",
+    "choice": "normal",
+    "birth_date": "long",
+    "phone": "long",
+    "message": "long",
+}
+
+
+def expectation_for(ask: str | None) -> str:
+    return _EXPECT_BY_ASK.get(ask or "", "normal")
+
+
+class Listener(Protocol):
+    async def listen(self, ask: str | None) -> Turn: ...
+
+
+class Speaker(Protocol):
+    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
+        """Speak ``text``; call ``on_first_audio`` as the first sample goes out; return ms spoken."""
+
+
+class AudioListener:
+    """Line audio → 16 kHz → VAD → end-pointer → ASR."""
+
+    def __init__(
+        self,
+        call: Call,
+        vad: VoiceActivity,
+        recognizer: Recognizer,
+        clock: Clock,
+        settings: EndpointSettings,
+        *,
+        hotwords: tuple[str, ...] = (),
+        on_speech_start: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._inbound: AsyncIterator = call.inbound()
+        self._vad = vad
+        self._recognizer = recognizer
+        self._clock = clock
+        self._endpointer = Endpointer(settings)
+        self._hotwords = hotwords
+        self._on_speech_start = on_speech_start
+
+    async def listen(self, ask: str | None) -> Turn:
+        self._endpointer.reset()
+        self._endpointer.expect(expectation_for(ask))
+        self._vad.reset()
+        upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ)
+        heard = np.zeros(0, dtype=np.float32)  # everything since listening began, 16 kHz
+        pending = np.zeros(0, dtype=np.float32)  # not yet given to the VAD
+        window_s = _WINDOW / MODEL_RATE_HZ
+        async for item in self._inbound:
+            if isinstance(item, Dtmf):
+                return Pressed(item.digit, self._clock.monotonic())
+            chunk = upsample.process(item).astype(np.float32) / 32768.0
+            heard = np.concatenate([heard, chunk])
+            pending = np.concatenate([pending, chunk])
+            while len(pending) >= _WINDOW:
+                window, pending = pending[:_WINDOW], pending[_WINDOW:]
+                for is_speech in self._vad.accept(window):
+                    event = self._endpointer.push(is_speech, window_s)
+                    match event:
+                        case SpeechStarted():
+                            self._on_speech_start()
+                        case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
+                            decided_at = self._clock.monotonic()
+                            return await self._transcribe(heard, start, end, decided - end, decided_at)
+                        case NoInput(after_s=after):
+                            return Silent(after, self._clock.monotonic())
+        return HungUp()
+
+    async def _transcribe(
+        self, heard: np.ndarray, start_s: float, end_s: float, endpoint_s: float, decided_at: float
+    ) -> Heard:
+        lo = max(0, int((start_s - _PRE_ROLL_S) * MODEL_RATE_HZ))
+        hi = min(len(heard), int((end_s + _POST_ROLL_S) * MODEL_RATE_HZ))
+        speech = heard[lo:hi]
+        # Decoding is CPU-bound native code; on the loop it would stall the line
+        # reader and the caller's audio would be lost, not merely late.
+        transcript = await asyncio.to_thread(self._recognizer.transcribe, speech, hotwords=self._hotwords)
+        return Heard(
+            text=transcript.text,
+            audio_s=len(speech) / MODEL_RATE_HZ,
+            endpoint_s=max(0.0, endpoint_s),
+            asr_ms=round(transcript.decode_s * 1000),
+            decided_at=decided_at,
+        )
+
+
+class AudioSpeaker:
+    """Reply text → sentences → TTS (one sentence ahead) → 8 kHz frames → line."""
+
+    def __init__(self, call: Call, synthesizer: Synthesizer) -> None:
+        self._call = call
+        self._synth = synthesizer
+
+    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
+        sentences = split_sentences(text)
+        if not sentences:
+            return 0
+
+        async def frames() -> AsyncIterator[np.ndarray]:
+            # Speech starts as soon as the first sentence is ready; the next one is
+            # synthesized while this one plays.
+            next_pcm = asyncio.create_task(asyncio.to_thread(self._synth.synthesize, sentences[0]))
+            first = True
+            try:
+                for i in range(len(sentences)):
+                    pcm = await next_pcm
+                    if i + 1 < len(sentences):
+                        next_pcm = asyncio.create_task(asyncio.to_thread(self._synth.synthesize, sentences[i + 1]))
+                    for frame in to_line_frames(pcm, self._synth.sample_rate):
+                        if first:
+                            on_first_audio()
+                            first = False
+                        yield frame
+            finally:
+                if not next_pcm.done():
+                    next_pcm.cancel()
+
+        try:
+            sent = await self._call.play(frames())
+        except SpeechError:
+            raise
+        return sent * 20
+
+
+class TextListener:
+    """simulate --text: the caller's words arrive as transcripts."""
+
+    def __init__(self, call: SimCall, clock: Clock) -> None:
+        self._call = call
+        self._clock = clock
+
+    async def listen(self, ask: str | None) -> Turn:
+        item = await self._call.scripted()
+        now = self._clock.monotonic()
+        match item:
+            case Said(text=text):
+                return Heard(text=text, decided_at=now)
+            case KeptSilent(seconds=seconds):
+                return Silent(seconds, now)
+            case Dtmf(digit=digit):
+                return Pressed(digit, now)
+            case _:
+                return HungUp()
+
+
+class TextSpeaker:
+    """simulate --text: the reply is handed over as text, no audio."""
+
+    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
+        on_first_audio()
+        return 0

@@ -1,0 +1,54 @@
+"""The local web page (a placeholder until the setup page has its own issue).
+
+A separate process: it reads the shared SQLite store (WAL) and never touches the
+line. It shows that the box is alive and what it did today.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import uvicorn
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from appliance.clock import SystemClock
+from appliance.config import Config
+from appliance.store import Store, queries
+
+_TEMPLATES = Environment(loader=PackageLoader("appliance.web"), autoescape=select_autoescape())
+
+
+def create_app(config: Config) -> Starlette:
+    clock = SystemClock()
+
+    def store() -> Store:
+        return Store.open(config.db_path)
+
+    async def home(request: Request) -> HTMLResponse:
+        db = store()
+        try:
+            since = clock.now() - timedelta(days=1)
+            calls = queries.recent_calls(db, since)
+            practice_name = queries.practice_name(db)
+        finally:
+            db.close()
+        page = _TEMPLATES.get_template("home.html").render(
+            practice=practice_name or "—", calls=calls, now=clock.now().strftime("%d/%m/%Y %H:%M")
+        )
+        return HTMLResponse(page)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "time": datetime.now().isoformat(timespec="seconds")})
+
+    return Starlette(routes=[Route("/", home), Route("/healthz", health)])
+
+
+def serve(config: Config) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    Store.open(config.db_path).close()  # migrations done before the first request
+    uvicorn.run(create_app(config), host=config.web.host, port=config.web.port, log_level="warning")
+    return 0
