@@ -27,6 +27,8 @@ from appliance.dialogue.emergency import KINDS, EmergencyMatch, detect_emergency
         ("de plus en plus de douleur dans la poitrine", "chest_pain"),
         ("j'ai pas mal de douleurs dans la poitrine", "chest_pain"),  # "pas mal de" = a lot of
         ("c'est pas urgent mais j'ai une douleur dans la poitrine", "chest_pain"),
+        ("je sais pas, il a mal à la poitrine", "chest_pain"),  # a filler, not a negation
+        ("Douleur poitrine.", "chest_pain"),
         # breathing
         ("J'ai du mal à respirer", "breathing"),
         ("il ne respire plus", "breathing"),

@@ -134,6 +134,20 @@ WHEN_CASES = [
     ("le plus tôt possible", NOW, at(12, 24), True, None, None, "le plus tôt possible"),
     ("Dès que possible !", NOW, at(12, 24), True, None, None, "le plus tôt possible"),
     ("au plus vite demain", at(11, 24), at(11, 25), True, None, None, "demain"),
+    # as Whisper writes them
+    ("Euh, mardi, vers 9h30 ?", at(11, 24, 8, 30), at(11, 24, 10, 30), False, at(11, 24, 9, 30), None,
+     "mardi vers 9 heures 30"),
+    ("JEUDI 26 NOVEMBRE A 8H00", at(11, 26, 7), at(11, 26, 9), False, at(11, 26, 8), None, "le 26 novembre à 8 heures"),
+    ("le vingt cinq a quatorze heures", at(11, 25, 13), at(11, 25, 15), False, at(11, 25, 14), None,
+     "le 25 novembre à 14 heures"),
+    ("mercredi apres midi", at(11, 25, 14), at(11, 25, 19), False, None, "afternoon", "mercredi après-midi"),
+    ("demain à 10 heures moins le quart", at(11, 24, 8, 45), at(11, 24, 10, 45), False, at(11, 24, 9, 45), None,
+     "demain à 9 heures 45"),
+    ("à 18h30 ce soir", at(11, 23, 17, 30), at(11, 23, 19, 30), False, at(11, 23, 18, 30), None,
+     "aujourd'hui à 18 heures 30"),
+    ("ce week-end", at(11, 28), at(11, 30), False, None, None, "ce week-end"),
+    ("le mois prochain", at(12, 1), at(1, 1), False, None, None, "le mois prochain"),
+    ("dans trois jours", at(11, 26), at(11, 27), False, None, None, "dans 3 jours"),
 ]  # fmt: skip
 
 
@@ -161,7 +175,19 @@ def test_parse_when(
     )
 
 
-@pytest.mark.parametrize("heard", ["bonjour", "", "je voudrais un rendez-vous", "Dupont", "oui", "le docteur Martin"])
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "bonjour",
+        "",
+        "je voudrais un rendez-vous",
+        "Dupont",
+        "oui",
+        "le docteur Martin",
+        "le premier disponible",  # answers "which doctor?", not "when?"
+        "c'est pas urgent",
+    ],
+)
 def test_parse_when_is_none_when_no_time_was_said(heard: str) -> None:
     assert parse_when(heard, NOW) is None
 
@@ -288,6 +314,9 @@ def test_a_day_number_means_the_date_when_one_option_is_on_it() -> None:
         ("pardon ?", None),
         ("c'est pour un rendez-vous", None),
         ("Dupont 12", None),
+        ("Jeudi matin, si possible.", None),  # a sentence, not a name: ask again
+        ("Bonjour, mon mari a une grosse douleur", None),
+        ("Oui, c'est bien ça.", None),
         ("", None),
         ("...", None),
     ],

@@ -7,6 +7,7 @@ writes the appointment and its outbox row in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from appliance.agenda.practice import Practice
@@ -32,6 +33,7 @@ class LocalAgenda:
         window_start: datetime | None,
         window_end: datetime | None,
         limit: int,
+        accept: Callable[[datetime], bool] | None = None,
     ) -> list[Slot]:
         now = self.clock.now()
         horizon = now + timedelta(days=self.practice.rules.horizon_days + 1)
@@ -46,6 +48,7 @@ class LocalAgenda:
             window_end=window_end,
             limit=limit,
             spread_min=_SPREAD_MIN,
+            accept=accept,
         )
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int:

@@ -18,7 +18,7 @@ Datetimes are built per calendar day in the practice's zone
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
@@ -58,6 +58,7 @@ def free_slots(
     window_end: datetime | None = None,
     limit: int | None = 3,
     spread_min: int = 0,
+    accept: Callable[[datetime], bool] | None = None,
 ) -> list[Slot]:
     """The earliest free slots for ``reason_id``, sorted by start then practitioner order.
 
@@ -70,6 +71,8 @@ def free_slots(
     "9:00, 9:00, 9:10" into "9:00, 9:30, 10:00"). If the spread leaves fewer
     than ``limit`` slots, the earliest remaining ones fill the offer, so spreading
     never hides the only free slots there are.
+
+    ``accept`` keeps only the starts it approves ("mornings only" over a week).
 
     Raises ``KeyError`` for a reason or practitioner the practice does not have.
     """
@@ -109,6 +112,8 @@ def free_slots(
         earliest=earliest,
         latest=latest,
     )
+    if accept is not None:
+        candidates = [slot for slot in candidates if accept(slot.start)]
     return _pick(candidates, limit, timedelta(minutes=spread_min))
 
 

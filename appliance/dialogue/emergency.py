@@ -46,7 +46,7 @@ KINDS: Final = (
     "child_fever_infant",
     "trauma",
 )
-"""Every ``EmergencyMatch.kind``, most urgent first (the order in which rules are tried)."""
+"""Every ``EmergencyMatch.kind``, most urgent first: the order in which matches are reported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     (
         "chest_pain",
         r"(?:douleurs?|mal|serrement|oppression|pression|poids|brulures?|serre|point) " + _W
-        + r"{0,3}?(?:a|dans|sur|au niveau de|de|en) (?:la |ma |sa )?poitrines?",
+        + r"{0,3}?(?:(?:a|dans|sur|au niveau de|de|en) )?(?:la |ma |sa )?poitrines?",  # also "douleur poitrine"
         True,
     ),
     ("chest_pain", r"poitrines? (?:qui )?(?:me |lui )?(?:serre|brule|comprime|oppresse|fait " + _W + r"?mal)", True),
@@ -133,10 +133,27 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     ("bleeding", r"arrete (?:pas|plus) de saigner|(?:arrive|arrivons) (?:pas|plus) a arreter (?:le saignement|le sang)", False),
     ("bleeding", r"(?:beaucoup|plein|enormement) de sang|hemorragi\w*|(?:vomi\w*|crach\w*) du sang|sang partout", True),
     ("bleeding", r"plaie (?:tres )?profonde|coupe\w* (?:tres )?profond\w*", True),
-    ("allergy", r"(?:gorge|langue|levres?|visage|bouche|figure|cou) (?:qui |lui |me )?(?:gonfle|enfle|se serre|se ferme)\w*", True),
-    ("allergy", r"(?:gonfle\w*|enfle\w*|gonflement) (?:de |du |des )?(?:la |le |les |sa |ma )?(?:gorge|langue|levres?|visage)", True),
-    ("allergy", r"quincke|anaphyla\w*|choc allergique|reaction allergique " + _W + r"?(?:grave|forte|severe|importante|violente)", True),
-    ("overdose", r"(?:avale|ingere|pris|bu) " + _W + r"{0,2}?(?:toute? (?:la|sa|une|ma) (?:boite|plaquette|tube|flacon)|tous (?:ses|mes|les) " + _MEDS + ")", True),
+    (
+        "allergy",
+        r"(?:gorge|langue|levres?|visage|bouche|figure|cou) (?:qui |lui |me )?(?:gonfle|enfle|se serre|se ferme)\w*",
+        True,
+    ),
+    (
+        "allergy",
+        r"(?:gonfle\w*|enfle\w*|gonflement) (?:de |du |des )?(?:la |le |les |sa |ma )?(?:gorge|langue|levres?|visage)",
+        True,
+    ),
+    (
+        "allergy",
+        r"quincke|anaphyla\w*|choc allergique|reaction allergique " + _W + r"?(?:grave|forte|severe|importante|violente)",
+        True,
+    ),
+    (
+        "overdose",
+        r"(?:avale|ingere|pris|bu) " + _W + r"{0,2}?"
+        r"(?:toute? (?:la|sa|une|ma) (?:boite|plaquette|tube|flacon)|tous (?:ses|mes|les) " + _MEDS + ")",
+        True,
+    ),
     ("overdose", r"(?:avale|ingere) " + _W + r"{0,2}?(?:" + _MEDS_ALT + "|" + _CHEMICALS_ALT + ")", True),
     ("overdose", r"(?:pris|avale|bu|ingere|donne) " + _W + r"?trop (?:de|d) " + _W + r"?" + _MEDS, True),
     ("overdose", r"(?:bu|avale) (?:de la |du |des )?" + _CHEMICALS, True),

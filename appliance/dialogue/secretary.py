@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from importlib import resources
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from appliance.agenda.practice import Practice
@@ -60,6 +61,7 @@ class AgendaView(Protocol):
         window_start: datetime | None,
         window_end: datetime | None,
         limit: int,
+        accept: Callable[[datetime], bool] | None = None,
     ) -> list[Slot]: ...
 
 
@@ -114,7 +116,8 @@ class Secretary:
         raise AssertionError(f"unhandled turn {turn!r}")
 
     def booked(self, appointment_id: int) -> Reply:
-        self.outcome = "booked"
+        if self.outcome != "emergency":  # an emergency stays the call's headline
+            self.outcome = "booked"
         self.appointment_id = appointment_id
         slot = self.draft.slot
         assert slot is not None
@@ -136,11 +139,12 @@ class Secretary:
         if (match := detect_emergency(text)) is not None:
             self.outcome = "emergency"
             number = self.practice.emergency_number
+            # The line stays open: a real emergency hangs up and dials the 15, while a
+            # false alarm ("il a fait un AVC il y a deux ans") can still be helped.
             return Reply(
-                self.t["emergency"].format(number=number),
-                None,
+                f"{self.t['emergency'].format(number=number)} {self.t['after_emergency']}",
+                "request",
                 action=Emergency(match.kind, match.phrase),
-                end_call=True,
             )
         if asks_medical_advice(text):
             return Reply(f"{self.t['no_advice']} {self._last_question}", self.ask)
@@ -312,16 +316,20 @@ class Secretary:
         assert d.reason_id is not None and d.when is not None
         who = None if d.practitioner_id in (None, _ANY) else d.practitioner_id
         when = d.when
+        later = False
         if when.earliest:
-            slots = self.agenda.free_slots(d.reason_id, who, None, None, _OFFERS)
-            later = False
+            # "au plus vite demain": the earliest slot, but not before the day named.
+            slots = self.agenda.free_slots(d.reason_id, who, when.window_start, None, _OFFERS)
         else:
-            slots = self.agenda.free_slots(d.reason_id, who, when.window_start, when.window_end, _OFFERS)
-            if when.exact is not None:
+            slots = self.agenda.free_slots(
+                d.reason_id, who, when.window_start, when.window_end, _OFFERS if when.exact is None else 12,
+                accept=when.accepts,  # "mornings next week": not the afternoons of that week
+            )
+            if when.exact is not None:  # closest to the time asked for, then in order
                 slots.sort(key=lambda s: abs((s.start - when.exact).total_seconds()))
                 slots = sorted(slots[:_OFFERS], key=lambda s: s.start)
-            later = not slots
-            if later:
+            if not slots:
+                later = True
                 slots = self.agenda.free_slots(d.reason_id, who, when.window_end, None, _OFFERS)
         if not slots:
             return Reply(self.t["no_slot"], None, end_call=True)
@@ -337,6 +345,9 @@ class Secretary:
     def _choose(self, index: int) -> Reply:
         slot = self.draft.offered[index]
         self.draft.slot = slot
+        d = self.draft
+        if d.last_name and d.first_name and d.birth_date and d.phone:
+            return self._readback()  # a new slot after losing one: the patient is known already
         text = self.t["ask_last_name"].format(slot=speakable.say_datetime(slot.start))
         return self._ask("last_name", text, question=self.t["ask_last_name_again"])
 
@@ -362,7 +373,7 @@ class Secretary:
 
     # -- wording helpers -------------------------------------------------------
     def _doctor(self, slot: Slot) -> str:
-        return self.practice.practitioner(slot.practitioner_id).display_name
+        return speakable.say_practitioner(self.practice.practitioner(slot.practitioner_id).display_name)
 
     def _practitioners_for(self, reason_id: str) -> list[str]:
         reason = self.practice.reason(reason_id)
@@ -378,7 +389,11 @@ class Secretary:
         return ", ".join(names)
 
     def _offer_list(self, slots: list[Slot]) -> str:
-        return speakable.say_slot_options([(s.start, self._doctor(s)) for s in slots])
+        names = [self.practice.practitioner(s.practitioner_id).display_name for s in slots]
+        if len(set(names)) == 1:  # one doctor: name them once, not after every time
+            times = speakable.say_slot_options([(s.start, "") for s in slots])
+            return f"{times}, avec {speakable.say_practitioner(names[0])}"
+        return speakable.say_slot_options([(s.start, name) for s, name in zip(slots, names, strict=True)])
 
     def _join(self, items: list[str]) -> str:
         if len(items) <= 1:

@@ -183,7 +183,7 @@ def _parse_when(folded: str, now: datetime) -> WhenPreference | None:
     part = next((key for key, pattern in _PART_RES if pattern.search(folded)), None)
     days = _days(folded, today)
     if days is None and this_part is not None:
-        days = _Days(today, today, "", attached=True)
+        days = _Days(today, today, "aujourd'hui", attached=True)
     if not (earliest or clock or part or days):
         return None
     if days is None and clock is not None:  # "à 9 h 30": the next 9:30, today or tomorrow
@@ -209,7 +209,8 @@ def _parse_when(folded: str, now: datetime) -> WhenPreference | None:
         start = datetime.combine(days.first, time(0), tz)
         end = datetime.combine(days.last + timedelta(days=1), time(0), tz)
     start = max(start, now)
-    words = [_describe_day(days, part, today)]
+    precise = clock is not None and clock.mode in ("at", "around")  # the hour says more than "le matin"
+    words = [_describe_day(days, None if precise else part, today)]
     if clock is not None:
         prefix = {"at": "à", "around": "vers", "after": "à partir de", "before": "avant"}[clock.mode]
         words.append(f"{prefix} {say_time(clock.at)}")
@@ -220,7 +221,7 @@ def _parse_when(folded: str, now: datetime) -> WhenPreference | None:
         window_end=max(end, start),
         earliest=earliest,
         exact=exact,
-        part_of_day=part if clock is None or clock.mode not in ("at", "around") else None,
+        part_of_day=None if precise else part,
         description=" ".join(w for w in words if w),
     )
 
@@ -231,8 +232,7 @@ def _describe_day(days: _Days, part: str | None, today: date) -> str:
     if days.first == days.last == today and days.attached and part in ("morning", "afternoon"):
         return "ce matin" if part == "morning" else "cet après-midi"
     if days.attached:
-        day = days.description or "aujourd'hui"
-        return f"{day} {_PART_WITH_DAY[part]}"
+        return f"{days.description} {_PART_WITH_DAY[part]}"
     return f"{days.description} {_PART_ALONE[part]}".strip()
 
 
@@ -315,7 +315,10 @@ def _days(folded: str, today: date) -> _Days | None:
     if re.search(r"\bdebut de (?:la )?semaine\b", folded):
         start = monday + timedelta(weeks=1 if next_week or today.weekday() >= 2 else 0)
         return _Days(max(start, today), start + timedelta(days=1), "en début de semaine")
-    if re.search(r"\b(?:fin de (?:la )?semaine|week end|weekend)\b", folded):
+    if re.search(r"\b(?:week end|weekend)\b", folded):
+        saturday = monday + timedelta(weeks=1 if next_week else 0, days=5)
+        return _Days(max(saturday, today), saturday + timedelta(days=1), "ce week-end")
+    if re.search(r"\bfin de (?:la )?semaine\b", folded):
         start = monday + timedelta(weeks=1 if next_week or today.weekday() >= 5 else 0, days=3)
         return _Days(max(start, today), start + timedelta(days=3), "en fin de semaine")
     if next_week:
@@ -489,7 +492,8 @@ _FRENCH_NUMBER_RE: Final = re.compile(r"^0[1-9]\d{8}$")
 
 def parse_phone(text: str) -> str | None:
     """A French phone number as 10 digits starting with 0 ("+33 6 ..." becomes "06 ...")."""
-    runs, current = [], ""
+    runs: list[str] = []
+    current = ""
     for token in _normalized(text).split():
         if token.isdigit():
             current += token
@@ -563,7 +567,8 @@ _COMMON_WORDS: Final = frozenset(
 )
 _FUZZY_NAME: Final = 0.8  # "Bernar" / "Bernard" is 0.92, "Morin" / "Martin" is 0.55
 _ANY_RE: Final = re.compile(
-    r"\b(?:n importe (?:lequel|laquelle|qui|quel|quelle)|peu (?:m )?importe|(?:le|la) premiere? (?:qui est )?(?:disponible|dispo|libre)|"
+    r"\b(?:n importe (?:lequel|laquelle|qui|quel|quelle)|peu (?:m )?importe|"
+    r"(?:le|la) premiere? (?:qui est )?(?:disponible|dispo|libre)|"
     r"(?:celui|celle) qui (?:est|sera) (?:libre|disponible|dispo)|(?:pas de|aucune|sans) preference|ca m est egal|"
     r"indifferent|qui vous voulez|comme vous voulez|l une? ou l autre|le plus rapide|n importe)\b"
 )
@@ -619,8 +624,8 @@ def _name_score(words: list[str], titled: list[bool], name: str) -> tuple[float,
 # -- person names ---------------------------------------------------------------------
 # Lead-ins removed from the front of an answer, as folded lowercase word sequences.
 _LEAD_INS: Final = tuple(
-    tuple(phrase.split())
-    for phrase in (
+    sorted(  # longest first: "mon nom c'est" before "mon nom"
+        (tuple(phrase.split()) for phrase in (
         "je m'appelle", "je mappelle", "je m appelle", "m'appelle", "il s'appelle", "elle s'appelle", "il s'agit de",
         "c'est au nom de", "au nom de", "c'est pour", "de la part de", "mon nom de famille c'est", "mon nom de famille est",
         "mon nom de famille", "nom de famille", "mon nom c'est", "mon nom est", "mon nom", "son nom c'est", "son nom est",
@@ -629,17 +634,26 @@ _LEAD_INS: Final = tuple(
         "oui", "ouais", "alors", "donc", "euh", "heu", "euuh", "hum", "hmm", "ben", "bah", "bon", "ah", "oh", "bonjour",
         "voila", "madame", "monsieur", "mademoiselle", "mme", "mlle", "m", "mr", "dr", "docteur", "et", "ca s'ecrit",
         "ca s'epelle", "j'epelle",
+        )),
+        key=len,
+        reverse=True,
     )
 )  # fmt: skip
 _END_WORDS: Final = frozenset(
     "et mais je j'ai qui pour comme c'est voila merci s'il sil svp euh heu donc alors oui non avec ne n'est mon ma "
     "sa son ca ça c est".split()
 )
+# Words that make an answer a sentence rather than a name: "jeudi matin si
+# possible" or "mon mari" must be asked again, not booked under that name.
 _NOT_A_NAME: Final = frozenset(
-    "je tu il elle nous vous pas sais sait suis est ai a voudrais veux rendez rdv oui non merci bonjour quoi comment "
-    "pardon pourquoi excusez repeter repetez compris entendu attendez attends moment instant seconde que qu' dans "
-    "sur mais ou un une les mes ce cette heure heures demain aujourd'hui medecin appelle nom prenom famille rien "
-    "personne allo rendez-vous docteur madame monsieur".split()
+    (*WEEKDAY_NAMES, *_FOLDED_MONTHS, *"je j'ai tu il elle on nous vous ils elles pas sais sait suis est sont ai as a "
+     "avons avez ont voudrais voulais veux peux pouvez faire fait rendez rdv rendez-vous oui ouais non merci bonjour "
+     "quoi comment pardon pourquoi quand excusez repeter repetez compris entendu attendez attends moment instant "
+     "seconde que qu' dans sur mais ou un une les mes mon ma ton ta son sa ses notre votre leur ce cette ces ca c'est "
+     "cela si possible bien tres trop plus moins tout tous toute rien chose encore deja toujours vraiment accord "
+     "d'accord voila alors donc puis enfin matin soir midi apres-midi apres aprem heure heures demain aujourd'hui "
+     "semaine prochain prochaine medecin docteur appelle nom prenom famille personne allo madame monsieur mari "
+     "femme fils fille enfant bebe consultation vaccin certificat ordonnance urgent urgence".split())
 )
 _PARTICLES: Final = frozenset("de du des la le van von der den di da del della ter ten".split())
 _SPELLING_SEPARATORS: Final = {"tiret": "-", "apostrophe": "'", "espace": " "}
@@ -672,7 +686,7 @@ def _spoken_name(words: list[str], keys: list[str]) -> str | None:
     start, changed = 0, True
     while changed:
         changed = False
-        for lead in sorted(_LEAD_INS, key=len, reverse=True):
+        for lead in _LEAD_INS:
             if tuple(keys[start : start + len(lead)]) == lead:
                 start, changed = start + len(lead), True
                 break

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -101,7 +102,7 @@ def run(
     try:
         scenario = load_scenario(scenario_path)
     except ScenarioError as err:
-        echo(f"error: {err.detail}")
+        _complain(err.detail)
         return EXIT_BAD_SCENARIO
     with tempfile.TemporaryDirectory(prefix="appliance-sim-") as tmp:
         config = replace(base_config, data_dir=data_dir or Path(tmp), practice=scenario.practice)
@@ -111,16 +112,20 @@ def run(
                 speech = load_speech(config.models, config.speech)
             report = asyncio.run(simulate(scenario, mode=mode, config=config, speech=speech))
         except ScenarioError as err:
-            echo(f"error: {err.detail}")
+            _complain(err.detail)
             return EXIT_BAD_SCENARIO
         except ApplianceError as err:
-            echo(f"error: {err}")
+            _complain(str(err))
             return EXIT_FAILED
     _print(report, echo)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return EXIT_PASSED if report["expect"]["passed"] else EXIT_FAILED
+
+
+def _complain(problem: str) -> None:
+    print(f"error: {problem}", file=sys.stderr)
 
 
 def _print(report: dict[str, Any], echo: Any) -> None:

@@ -176,10 +176,12 @@ class WhisperRecognizer:
             avg_logprob: float | None = float(np.mean([seg.avg_logprob for seg in decoded]))
         else:
             no_speech_prob = avg_logprob = None
-        text = collapse_repetitions(" ".join(seg.text.strip() for seg in decoded).strip())
-        if self._looks_invented(text, no_speech_prob, avg_logprob):
-            _LOGGER.debug("dropped a likely hallucination (no_speech_prob=%s, avg_logprob=%s)", no_speech_prob, avg_logprob)
-            text = ""
+        text = clean_text(
+            " ".join(seg.text.strip() for seg in decoded),
+            no_speech_prob=no_speech_prob,
+            avg_logprob=avg_logprob,
+            settings=self._settings,
+        )
         return Transcript(
             text=text,
             language=info.language,
@@ -189,17 +191,35 @@ class WhisperRecognizer:
             avg_logprob=avg_logprob,
         )
 
-    def _looks_invented(self, text: str, no_speech_prob: float | None, avg_logprob: float | None) -> bool:
-        if not text:
-            return False
-        if any(phrase in text.lower() for phrase in _SILENCE_PHRASES):
-            return True
-        return (
-            no_speech_prob is not None
-            and avg_logprob is not None
-            and no_speech_prob > self._settings.no_speech_prob_min
-            and avg_logprob < self._settings.avg_logprob_max
-        )
+
+def clean_text(
+    raw: str,
+    *,
+    no_speech_prob: float | None,
+    avg_logprob: float | None,
+    settings: WhisperSettings,
+) -> str:
+    """What Whisper wrote, minus repetition loops and text it likely invented.
+
+    Text is dropped when it is a phrase Whisper learnt from subtitles, or when
+    the model both thinks there was no speech and is unsure of its words.
+    """
+    text = collapse_repetitions(" ".join(raw.split()))
+    if not text:
+        return ""
+    lowered = text.lower()
+    if any(phrase in lowered for phrase in _SILENCE_PHRASES):
+        _LOGGER.debug("dropped a subtitle phrase Whisper hallucinates on silence")
+        return ""
+    if (
+        no_speech_prob is not None
+        and avg_logprob is not None
+        and no_speech_prob > settings.no_speech_prob_min
+        and avg_logprob < settings.avg_logprob_max
+    ):
+        _LOGGER.debug("dropped a likely hallucination (no_speech_prob=%.2f, avg_logprob=%.2f)", no_speech_prob, avg_logprob)
+        return ""
+    return text
 
 
 def collapse_repetitions(text: str) -> str:
