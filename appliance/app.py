@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from appliance.agenda.local import LocalAgenda
 from appliance.agenda.practice import Practice, resolve_practice
@@ -28,6 +29,7 @@ from appliance.store import Store, queries
 from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
 
 _LOGGER = logging.getLogger(__name__)
+_WHEN_WORDS: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "matin", "après-midi", "demain")
 
 
 class Appliance:
@@ -103,14 +105,24 @@ class Appliance:
             self.speech.recognizer,
             self.clock,
             self.config.speech.endpoint,
-            hotwords=self._hotwords(),
+            vocabulary=self._hotwords,
         )
         return listener, AudioSpeaker(call, self.speech.synthesizer)
 
-    def _hotwords(self) -> tuple[str, ...]:
-        """What this practice's callers say that Whisper would not expect."""
-        names = [p.last_name for p in self.practice.practitioners]
-        return tuple(dict.fromkeys(["rendez-vous", "docteur", *names]))
+    def _hotwords(self, ask: str | None) -> tuple[str, ...]:
+        """Words this practice's callers are likely to say now, to bias Whisper towards.
+
+        Only where measured to help: weekdays after "when" (Whisper base hears
+        "jeudi matin" as "joli matin" without them), doctors' names where a doctor
+        may be named. Biasing every answer made short yes/no answers worse.
+        """
+        doctors = tuple(p.last_name for p in self.practice.practitioners)
+        match ask:
+            case "when":
+                return _WHEN_WORDS
+            case "request" | "practitioner":
+                return ("rendez-vous", "docteur", *doctors)
+        return ()
 
     def _record(self, call_id: str, result: CallResult) -> None:
         events = [(i, e.at_ms, e.kind, event_to_dict(e)) for i, e in enumerate(result.events)]

@@ -158,9 +158,10 @@ class CallSession:
                     self.emit(CallerSpeechEnded(end_ms, round(audio_s * 1000)))
                 self.emit(TranscriptReady(self.at_ms(), text, round(audio_s * 1000), asr_ms))
                 self.result.turns.append(TurnRecord("caller", text, asr_text=text))
-            case Pressed(digit=digit):
-                self.emit(DtmfReceived(self.at_ms(), digit))
-                self.result.turns.append(TurnRecord("caller", f"[{digit}]"))
+            case Pressed(digits=digits):
+                for digit in digits:
+                    self.emit(DtmfReceived(self.at_ms(), digit))
+                self.result.turns.append(TurnRecord("caller", f"[{digits}]", asr_text=f"[{digits}]"))
             case Silent(after_s=after_s):
                 self.emit(CallerSilent(self.at_ms(), round(after_s * 1000)))
                 self.result.turns.append(TurnRecord("caller", ""))

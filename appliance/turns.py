@@ -16,7 +16,8 @@ from typing import Final, Protocol
 
 import numpy as np
 
-from appliance.audio import LINE_RATE_HZ, MODEL_RATE_HZ
+from appliance.audio import FRAME_MS, LINE_RATE_HZ, MODEL_RATE_HZ
+from appliance.audio.framing import int16_to_float32
 from appliance.audio.endpoint import (
     EndpointSettings,
     Endpointer,
@@ -27,7 +28,6 @@ from appliance.audio.endpoint import (
 from appliance.audio.resample import StreamResampler
 from appliance.audio.vad import VoiceActivity
 from appliance.clock import Clock
-from appliance.errors import SpeechError
 from appliance.line.base import Call, Dtmf
 from appliance.line.sim.line import KeptSilent, Said, SimCall
 from appliance.speech.asr import Recognizer
@@ -36,7 +36,6 @@ from appliance.speech.tts import Synthesizer, split_sentences, to_line_frames
 _LOGGER = logging.getLogger(__name__)
 _PRE_ROLL_S: Final = 0.3  # audio kept before the VAD's speech start: onsets are soft
 _POST_ROLL_S: Final = 0.15
-_WINDOW: Final = 512  # silero's window at 16 kHz (32 ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,8 @@ class Heard:
 
 @dataclass(frozen=True, slots=True)
 class Pressed:
-    digit: str
+    digits: str
+    """Keys pressed in one go ("12031980"), ended by '#', a pause, or a bound on length."""
     decided_at: float = 0.0
 
 
@@ -71,6 +71,10 @@ Turn = Heard | Pressed | Silent | HungUp
 
 # How long a pause ends the turn, by what the assistant just asked for: a yes/no
 # answer is short, a date of birth or a phone number is dictated with pauses.
+_DIGIT_PAUSE_S: Final = 3.0  # a pause this long between keys ends the entry
+_MAX_DIGITS: Final = 16
+
+
 _EXPECT_BY_ASK: Final = {
     "confirm": "short",
     "anything_else": "short",
@@ -105,7 +109,7 @@ class AudioListener:
         clock: Clock,
         settings: EndpointSettings,
         *,
-        hotwords: tuple[str, ...] = (),
+        vocabulary: Callable[[str | None], tuple[str, ...]] = lambda ask: (),
         on_speech_start: Callable[[], None] = lambda: None,
     ) -> None:
         self._inbound: AsyncIterator = call.inbound()
@@ -113,36 +117,47 @@ class AudioListener:
         self._recognizer = recognizer
         self._clock = clock
         self._endpointer = Endpointer(settings)
-        self._hotwords = hotwords
+        self._vocabulary = vocabulary
+        self._hotwords: tuple[str, ...] = ()
         self._on_speech_start = on_speech_start
 
     async def listen(self, ask: str | None) -> Turn:
         self._endpointer.reset()
         self._endpointer.expect(expectation_for(ask))
         self._vad.reset()
+        self._hotwords = self._vocabulary(ask)
         upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ)
         heard = np.zeros(0, dtype=np.float32)  # everything since listening began, 16 kHz
-        pending = np.zeros(0, dtype=np.float32)  # not yet given to the VAD
-        window_s = _WINDOW / MODEL_RATE_HZ
+        window_s = self._vad.window_s
         async for item in self._inbound:
             if isinstance(item, Dtmf):
-                return Pressed(item.digit, self._clock.monotonic())
-            chunk = upsample.process(item).astype(np.float32) / 32768.0
+                return await self._collect_keys(item.digit)
+            chunk = int16_to_float32(upsample.process(item))
             heard = np.concatenate([heard, chunk])
-            pending = np.concatenate([pending, chunk])
-            while len(pending) >= _WINDOW:
-                window, pending = pending[:_WINDOW], pending[_WINDOW:]
-                for is_speech in self._vad.accept(window):
-                    event = self._endpointer.push(is_speech, window_s)
-                    match event:
-                        case SpeechStarted():
-                            self._on_speech_start()
-                        case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
-                            decided_at = self._clock.monotonic()
-                            return await self._transcribe(heard, start, end, decided - end, decided_at)
-                        case NoInput(after_s=after):
-                            return Silent(after, self._clock.monotonic())
+            for is_speech in self._vad.accept(chunk):
+                match self._endpointer.push(is_speech, window_s):
+                    case SpeechStarted():
+                        self._on_speech_start()
+                    case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
+                        decided_at = self._clock.monotonic()
+                        return await self._transcribe(heard, start, end, decided - end, decided_at)
+                    case NoInput(after_s=after):
+                        return Silent(after, self._clock.monotonic())
         return HungUp()
+
+    async def _collect_keys(self, first: str) -> Pressed:
+        """A caller keying a date or a number presses several keys: gather them."""
+        digits, quiet_s = first, 0.0
+        frame_s = FRAME_MS / 1000
+        while not digits.endswith("#") and len(digits) < _MAX_DIGITS and quiet_s < _DIGIT_PAUSE_S:
+            item = await anext(self._inbound, None)
+            if item is None:
+                break
+            if isinstance(item, Dtmf):
+                digits, quiet_s = digits + item.digit, 0.0
+            else:
+                quiet_s += frame_s  # counted in audio time, like the end-pointer
+        return Pressed(digits.rstrip("#"), self._clock.monotonic())
 
     async def _transcribe(
         self, heard: np.ndarray, start_s: float, end_s: float, endpoint_s: float, decided_at: float
@@ -193,11 +208,8 @@ class AudioSpeaker:
                 if not next_pcm.done():
                     next_pcm.cancel()
 
-        try:
-            sent = await self._call.play(frames())
-        except SpeechError:
-            raise
-        return sent * 20
+        sent = await self._call.play(frames())
+        return sent * FRAME_MS
 
 
 class TextListener:
@@ -216,7 +228,8 @@ class TextListener:
             case KeptSilent(seconds=seconds):
                 return Silent(seconds, now)
             case Dtmf(digit=digit):
-                return Pressed(digit, now)
+                digits = digit + self._call.pending_keys()
+                return Pressed(digits.rstrip("#"), now)
             case _:
                 return HungUp()
 

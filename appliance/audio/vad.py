@@ -15,7 +15,6 @@ for when the model cannot load, and a fast stand-in in unit tests.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -23,8 +22,6 @@ import numpy as np
 
 from appliance.audio import MODEL_RATE_HZ
 from appliance.errors import ConfigError, ModelError
-
-_LOGGER = logging.getLogger(__name__)
 
 WINDOW_SAMPLES: Final = 512  # the only window silero accepts at 16 kHz (32 ms)
 SILERO_FILE: Final = "silero_vad.onnx"  # NOT silero_vad_half.onnx: sherpa-onnx aborts the process on it
@@ -34,8 +31,9 @@ SILERO_FILE: Final = "silero_vad.onnx"  # NOT silero_vad_half.onnx: sherpa-onnx 
 _SILERO_CONTEXT_SAMPLES: Final = 64
 # Shortest durations sherpa-onnx validates: one window each.
 _ONE_WINDOW_S: Final = WINDOW_SAMPLES / MODEL_RATE_HZ
-# sherpa-onnx raises its threshold to 0.9 once a segment exceeds max_speech_duration;
-# the end-pointer already cuts turns at max_turn_s, so keep that rule out of the way.
+# Once its buffer exceeds max_speech_duration, sherpa-onnx silently switches to
+# a stricter threshold and a 0.1 s min silence; the end-pointer already cuts
+# turns at max_turn_s, so keep that rule out of the way.
 _SHERPA_MAX_SPEECH_S: Final = 3600.0
 # Segments are popped after every window, so the buffer never holds more than
 # one turn; it grows on its own if needed.
@@ -73,7 +71,12 @@ class _Windower:
 
 
 class SileroVad:
-    """Silero VAD through sherpa-onnx's VoiceActivityDetector."""
+    """Silero VAD through sherpa-onnx's VoiceActivityDetector.
+
+    sherpa-onnx ends the whole process (no exception) on some model files it
+    does not understand, such as ``silero_vad_half.onnx``: only a file whose
+    hash the model catalogue has verified may be handed to it.
+    """
 
     window_s: Final = _ONE_WINDOW_S
 

@@ -23,6 +23,7 @@ from appliance.agenda.slots import Slot
 from appliance.dialogue import speakable
 from appliance.dialogue.emergency import detect_emergency
 from appliance.dialogue.intent import Intent, detect_intent
+from appliance.dialogue.normalize import fold
 from appliance.dialogue.policy import asks_medical_advice
 from appliance.dialogue.reply import Book, Emergency, Patient, Reply
 from appliance.dialogue.understand import (
@@ -43,6 +44,7 @@ _MAX_RETRIES: Final = 3  # failed answers to one question before handing over to
 _MAX_SILENCES: Final = 3
 _OFFERS: Final = 3
 _ANY: Final = "any"
+_GREETING_WORDS: Final = frozenset({"bonjour", "bonsoir", "allo", "oui", "euh", "alors", "voila", "madame", "monsieur"})
 
 
 @cache
@@ -108,8 +110,9 @@ class Secretary:
                 return Reply("", None, end_call=True)
             case Silent():
                 return self._on_silence()
-            case Pressed(digit=digit):
-                return self._on_digit(digit)
+            case Pressed(digits=digits):
+                self._silences = 0
+                return self._on_keys(digits)
             case Heard(text=text):
                 self._silences = 0
                 return self._on_words(text)
@@ -157,13 +160,17 @@ class Secretary:
             return Reply(self.t["gave_up_silence"], None, end_call=True)
         return Reply(f"{self.t['silence']} {self._last_question}", self.ask)
 
-    def _on_digit(self, digit: str) -> Reply:
-        # Keys as a fallback for the questions where they are natural.
-        if self.ask == "choice" and digit.isdigit() and 1 <= int(digit) <= len(self.draft.offered):
-            return self._choose(int(digit) - 1)
-        if self.ask in ("confirm", "anything_else") and digit in "12":
-            return self._on_words("oui" if digit == "1" else "non")
-        return Reply(self._last_question, self.ask)
+    def _on_keys(self, digits: str) -> Reply:
+        # The keypad is the fallback where speech recognition is weakest: numbers.
+        if self.ask == "choice" and digits.isdigit() and 1 <= int(digits) <= len(self.draft.offered):
+            return self._choose(int(digits) - 1)
+        if self.ask in ("confirm", "anything_else") and digits in ("1", "2"):
+            return self._on_words("oui" if digits == "1" else "non")
+        if self.ask == "birth_date" and len(digits) == 8 and digits.isdigit():
+            return self._answer_birth_date(f"{digits[:2]}/{digits[2:4]}/{digits[4:]}")
+        if self.ask == "phone" and digits.isdigit():
+            return self._answer_phone(digits)
+        return self._retry("keys_not_understood", question=self._last_question)
 
     def _retry(self, key: str, **values: str) -> Reply:
         self._retries += 1
@@ -180,6 +187,8 @@ class Secretary:
 
     # -- the questions -------------------------------------------------------
     def _answer_request(self, text: str) -> Reply:
+        if _only_greeting(text):  # "Bonjour…": the request is still to come
+            return Reply(self.t["listening"], self.ask)
         intent = detect_intent(text)
         reason = match_reason(text, self.practice.reasons)
         when = parse_when(text, self.now)
@@ -400,3 +409,7 @@ class Secretary:
             return "".join(items)
         return f"{', '.join(items[:-1])} {self.t['or']} {items[-1]}"
 
+
+def _only_greeting(text: str) -> bool:
+    words = fold(text).split()
+    return bool(words) and all(word in _GREETING_WORDS for word in words)

@@ -217,7 +217,9 @@ def clean_text(
         and no_speech_prob > settings.no_speech_prob_min
         and avg_logprob < settings.avg_logprob_max
     ):
-        _LOGGER.debug("dropped a likely hallucination (no_speech_prob=%.2f, avg_logprob=%.2f)", no_speech_prob, avg_logprob)
+        _LOGGER.debug(
+            "dropped a likely hallucination (no_speech_prob=%.2f, avg_logprob=%.2f)", no_speech_prob, avg_logprob
+        )
         return ""
     return text
 

@@ -62,8 +62,9 @@ _KOKORO_SUBSTITUTIONS: Final = (("ʁ", "r"),)
 
 # Dots that do not end a sentence.
 _ABBREVIATIONS: Final = ("Dr", "Pr", "M", "Mme", "Mlle", "Mmes", "MM", "St", "Ste", "cf", "p", "etc", "av", "bd")
-# After the end mark, or after a closing quote or bracket that follows it.
-_SENTENCE_END = re.compile(r"(?<=[.?!;…])\s+|(?<=[.?!;…][»\")\]])\s+")
+# After the end mark, or after a closing quote or bracket that follows it
+# (French typography puts a space before "»").
+_SENTENCE_END = re.compile(r"(?<=[.?!;…])\s+(?![»\")\]])|(?<=[.?!;…][»\")\]])\s+|(?<=[.?!;…]\s»)\s+")
 _CLAUSE_MARKS: Final = ",;:.!?…—"
 _CLAUSE = re.compile(rf"([{_CLAUSE_MARKS}]+)(?=\s|$)")
 # Text the templates or Whisper may produce that espeak-ng reads badly.
@@ -147,23 +148,27 @@ def to_line_frames(audio: np.ndarray, rate: int) -> list[np.ndarray]:
 def _split_tokens(tokens: list[int], *, space: int, breaks: set[int], limit: int = _MAX_TOKENS) -> list[list[int]]:
     """Cut a token list into pieces of at most ``limit``: after punctuation, else between words."""
     chunks: list[list[int]] = []
-    rest = tokens
+    rest = _strip(tokens, space)
     while len(rest) > limit:
         # Prefer punctuation, but not so early that a tiny piece is left behind.
         cut = next((i for i in range(limit, limit // 3, -1) if rest[i - 1] in breaks), None)
         if cut is None:
             cut = next((i for i in range(limit, 0, -1) if rest[i - 1] == space), limit)
-        chunk = rest[:cut]
-        while chunk and chunk[-1] == space:
-            chunk = chunk[:-1]
-        if chunk:
+        if chunk := _strip(rest[:cut], space):
             chunks.append(chunk)
-        rest = rest[cut:]
-        while rest and rest[0] == space:
-            rest = rest[1:]
+        rest = _strip(rest[cut:], space)
     if rest:
         chunks.append(rest)
     return chunks
+
+
+def _strip(tokens: list[int], space: int) -> list[int]:
+    start, end = 0, len(tokens)
+    while start < end and tokens[start] == space:
+        start += 1
+    while end > start and tokens[end - 1] == space:
+        end -= 1
+    return tokens[start:end]
 
 
 def _trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:

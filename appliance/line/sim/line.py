@@ -86,6 +86,16 @@ class SimCall:
         item = await self._next(self._script)
         return None if item is _HANGUP else item  # type: ignore[return-value]
 
+    def pending_keys(self) -> str:
+        """Text mode: keys already queued right behind the current one (one entry)."""
+        keys = ""
+        while not self._script.empty():
+            item = self._script._queue[0]  # type: ignore[attr-defined]  # peek: asyncio.Queue has no peek
+            if not isinstance(item, Dtmf):
+                break
+            keys += self._script.get_nowait().digit  # type: ignore[union-attr]
+        return keys
+
     async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
         loop = asyncio.get_running_loop()
         sent = 0
