@@ -22,6 +22,7 @@ from appliance.clock import Clock, SystemClock
 from appliance.config import Config
 from appliance.dialogue.secretary import Secretary
 from appliance.events import CallEvent, event_to_dict
+from appliance.inbox import LocalInbox
 from appliance.line.base import Call, IncomingCall, LineDriver
 from appliance.line.sim.line import SimCall
 from appliance.speech.loading import SpeechModels
@@ -53,6 +54,7 @@ class Appliance:
             # The demo practice comes with a realistic agenda around "now".
             queries.seed_appointments(self.store, self.practice, self.clock.now())
         self.agenda = LocalAgenda(self.store, self.practice, self.clock)
+        self.inbox = LocalInbox(self.store, self.clock)
 
     def close(self) -> None:
         self.store.close()
@@ -82,6 +84,7 @@ class Appliance:
             listener,
             speaker,
             self.agenda,
+            self.inbox,
             self.clock,
             line_name=line_name,
             max_call_s=self.config.speech.max_call_s,

@@ -39,6 +39,7 @@ from appliance.events import (
     TranscriptReady,
     TurnTimed,
 )
+from appliance.inbox import emergency_summary
 from appliance.line.base import Call
 from appliance.turns import Heard, HungUp, Listener, Pressed, Silent, Speaker, Turn
 
@@ -49,6 +50,13 @@ class Booker(Protocol):
     """The write side of the agenda: one transaction for the appointment and its outbox row."""
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int: ...
+
+
+class Inbox(Protocol):
+    """Where the staff find what a call left for them."""
+
+    def leave(self, call_id: str, *, category: str, urgency: str, summary: str, transcript: str,
+              patient: dict[str, Any] | None = None) -> int: ...
 
 
 @dataclass
@@ -78,6 +86,7 @@ class CallSession:
         listener: Listener,
         speaker: Speaker,
         booker: Booker,
+        inbox: Inbox,
         clock: Clock,
         *,
         line_name: str,
@@ -89,6 +98,7 @@ class CallSession:
         self.listener = listener
         self.speaker = speaker
         self.booker = booker
+        self.inbox = inbox
         self.clock = clock
         self.line_name = line_name
         self.max_call_s = max_call_s
@@ -150,6 +160,11 @@ class CallSession:
             if reply.end_call:
                 return "assistant"
 
+    def transcript(self) -> str:
+        """The conversation so far, as the staff read it in a message."""
+        who = {"caller": "Appelant", "assistant": "Assistant"}
+        return "\n".join(f"{who[t.speaker]} : {t.text}" for t in self.result.turns if t.text)
+
     def _record_turn(self, turn: Turn) -> None:
         match turn:
             case Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, endpoint_s=endpoint_s):
@@ -171,6 +186,17 @@ class CallSession:
             case Emergency(category=category, phrase=phrase):
                 self.result.emergency = reply.action
                 self.emit(EmergencyDetected(self.at_ms(), category, phrase))
+                # The staff must see it at once, not when the call ends.
+                number = self.secretary.practice.emergency_number
+                await asyncio.to_thread(
+                    self.inbox.leave,
+                    self.call.call_id,
+                    category="emergency",
+                    urgency="urgent",
+                    summary=emergency_summary(category, phrase, number),
+                    transcript=self.transcript(),
+                    patient={"phone": self.call.caller_id} if self.call.caller_id else None,
+                )
                 return reply
             case Book(slot=slot, patient=patient):
                 try:

@@ -31,7 +31,7 @@ from appliance.clock import Clock
 from appliance.line.base import Call, Dtmf
 from appliance.line.sim.line import KeptSilent, Said, SimCall
 from appliance.speech.asr import Recognizer
-from appliance.speech.tts import Synthesizer, split_sentences, to_line_frames
+from appliance.speech.tts import Synthesizer, split_for_speech, to_line_frames
 
 _LOGGER = logging.getLogger(__name__)
 _PRE_ROLL_S: Final = 0.3  # audio kept before the VAD's speech start: onsets are soft
@@ -185,7 +185,7 @@ class AudioSpeaker:
         self._synth = synthesizer
 
     async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
-        sentences = split_sentences(text)
+        sentences = split_for_speech(text)
         if not sentences:
             return 0
 

@@ -219,3 +219,12 @@ def test_cli_names_a_missing_practice_file(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 2
     assert "nowhere.toml" in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_emergency_leaves_an_urgent_message_for_the_staff_at_once(tmp_path: Path) -> None:
+    report = _run(SCENARIOS / "emergency_chest_pain.toml", tmp_path)
+    message = report["message"]
+    assert (message["category"], message["urgency"]) == ("emergency", "urgent")
+    assert "douleur thoracique" in message["summary"] and "15" in message["summary"]
+    assert "poitrine" in message["transcript"]
+    assert message["patient"] == {"phone": "0698765432"}

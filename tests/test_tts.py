@@ -166,3 +166,14 @@ def test_kokoro_speaks_a_sentence_without_dead_air(kokoro: KokoroSynthesizer) ->
 @pytest.mark.models
 def test_kokoro_says_nothing_for_nothing(kokoro: KokoroSynthesizer) -> None:
     assert kokoro.synthesize("").size == 0
+
+
+def test_long_sentences_are_spoken_clause_by_clause_so_audio_starts_sooner() -> None:
+    from appliance.speech.tts import split_for_speech
+
+    offer = ("Je vous propose jeudi 26 novembre à 8 heures 50, jeudi 26 novembre à 11 heures 10, "
+             "ou jeudi 26 novembre à 11 heures 20, avec le docteur Claire Martin. Lequel vous convient ?")
+    pieces = split_for_speech(offer)
+    assert pieces[0] == "Je vous propose jeudi 26 novembre à 8 heures 50,"
+    assert " ".join(pieces) == offer
+    assert split_for_speech("Quel jour vous arrangerait ?") == ["Quel jour vous arrangerait ?"]

@@ -22,6 +22,7 @@ from appliance.agenda.practice import Practice
 from appliance.agenda.slots import Slot
 from appliance.dialogue import speakable
 from appliance.dialogue.emergency import detect_emergency
+from appliance.dialogue.emergency_heard import detect_heard_emergency
 from appliance.dialogue.intent import Intent, detect_intent
 from appliance.dialogue.normalize import fold
 from appliance.dialogue.policy import asks_medical_advice
@@ -139,7 +140,7 @@ class Secretary:
     # -- turn handling ----------------------------------------------------------
     def _on_words(self, text: str) -> Reply:
         # Safety first, every turn, before anything the caller asked for.
-        if (match := detect_emergency(text)) is not None:
+        if (match := detect_emergency(text) or detect_heard_emergency(text)) is not None:
             self.outcome = "emergency"
             number = self.practice.emergency_number
             # The line stays open: a real emergency hangs up and dials the 15, while a

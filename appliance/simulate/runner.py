@@ -27,6 +27,7 @@ from appliance.simulate.report import build_report
 from appliance.simulate.scenario import Scenario, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.store import queries
+from appliance.store.inbox import URGENCIES, messages_for_call
 
 _LOGGER = logging.getLogger(__name__)
 EXIT_PASSED: Final = 0
@@ -60,8 +61,9 @@ async def simulate(
         if caller.failure is not None:
             raise caller.failure
         booking = _booking(box, result)
+        message = _message(box, result)
         load_s = speech.load_s if speech else {}
-        return build_report(scenario, mode, result, booking, None, load_s)
+        return build_report(scenario, mode, result, booking, message, load_s)
     finally:
         box.close()
 
@@ -85,6 +87,21 @@ def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
             "phone": appt.patient_phone,
         },
         "sync_state": appt.sync_state,
+    }
+
+
+def _message(box: Appliance, result: CallResult) -> dict[str, Any] | None:
+    """The call's most urgent message for the staff, as the inbox holds it."""
+    stored = messages_for_call(box.store, result.call_id)
+    if not stored:
+        return None
+    first = min(stored, key=lambda m: URGENCIES.index(m.urgency))
+    return {
+        "category": first.category,
+        "urgency": first.urgency,
+        "summary": first.summary,
+        "transcript": first.transcript,
+        "patient": first.patient,
     }
 
 

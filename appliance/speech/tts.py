@@ -53,6 +53,9 @@ _KEEP_TAIL_S: Final = 0.15
 # A sentence shorter than this ("Bonjour.", "Très bien.") rides with the next:
 # each Kokoro call has a fixed cost, and one-word calls get odd prosody.
 _MIN_SENTENCE_CHARS: Final = 20
+_LONG_SENTENCE_CHARS: Final = 90  # longer sentences are spoken clause by clause
+_MIN_CLAUSE_CHARS: Final = 30
+_COMMA: Final = re.compile(r"(?<=,)\s+")
 
 # The Japanese voices render French uvular "ʁ" poorly; the trilled "r" they
 # know is understood far better. Whisper round trip over 16 receptionist
@@ -130,6 +133,32 @@ def split_sentences(text: str) -> list[str]:
         else:
             merged.append(carry)
     return merged
+
+
+def split_for_speech(text: str) -> list[str]:
+    """Sentences, with long ones cut at their commas: the pieces a reply is spoken in.
+
+    Time to first audio is the synthesis time of the first piece (RTF 0.3-0.6),
+    so a 25-word offer spoken as one piece keeps the caller waiting for seconds.
+    Cutting at a comma costs a slightly flatter intonation, not intelligibility.
+    """
+    pieces: list[str] = []
+    for sentence in split_sentences(text):
+        if len(sentence) <= _LONG_SENTENCE_CHARS:
+            pieces.append(sentence)
+            continue
+        current = ""
+        for clause in _COMMA.split(sentence):
+            current = f"{current} {clause}".strip() if current else clause
+            if len(current) >= _MIN_CLAUSE_CHARS:
+                pieces.append(current)
+                current = ""
+        if current:
+            if pieces and len(current) < _MIN_CLAUSE_CHARS:
+                pieces[-1] = f"{pieces[-1]} {current}"
+            else:
+                pieces.append(current)
+    return pieces
 
 
 def speakable(text: str) -> str:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any, Final, Literal
@@ -25,6 +24,7 @@ from appliance.agenda.demo import demo_appointments
 from appliance.agenda.practice import Practice
 from appliance.agenda.slots import BusyInterval
 from appliance.errors import SlotTaken, StoreError
+from appliance.store.access import Db, as_json, reading, require_aware, writing
 from appliance.store.db import Row, Store, Tx, from_utc_text, utc_text
 
 AppointmentStatus = Literal["booked", "cancelled"]
@@ -35,52 +35,19 @@ OutboxState = Literal["pending", "leased", "done", "dead"]
 APPOINTMENT_CREATED: Final = "appointment.created"
 _PRACTICE_SETTING: Final = "practice"
 
-Db = Store | Tx
-
-
-@contextmanager
-def _writing(db: Db) -> Iterator[Tx]:
-    if isinstance(db, Tx):
-        yield db
-    else:
-        with db.transaction() as tx:
-            yield tx
-
-
-@contextmanager
-def _reading(db: Db) -> Iterator[Tx]:
-    if isinstance(db, Tx):
-        yield db
-    else:
-        with db.snapshot() as tx:
-            yield tx
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError) as err:
-        raise StoreError("json-invalid", f"cannot store as JSON: {err}") from err
-
-
-def _aware(name: str, moment: datetime) -> None:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be an aware datetime, got {moment!r}")
-
-
 # --- The practice copy -----------------------------------------------------------
 
 
 def save_practice(db: Db, practice: Practice) -> None:
     """Replace the stored copy of the practice (practitioners, reasons, hours, closures)."""
-    with _writing(db) as tx:
+    with writing(db) as tx:
         for table in ("practitioners", "visit_reasons", "opening_hours", "closures"):
             tx.execute(f"DELETE FROM {table}")  # fixed names, never user input
         tx.executemany(
             "INSERT INTO practitioners (id, position, display_name, last_name, aliases)"
             " VALUES (?, ?, ?, ?, ?)",
             [
-                (p.id, position, p.display_name, p.last_name, _json(list(p.aliases)))
+                (p.id, position, p.display_name, p.last_name, as_json(list(p.aliases)))
                 for position, p in enumerate(practice.practitioners)
             ],
         )
@@ -91,7 +58,7 @@ def save_practice(db: Db, practice: Practice) -> None:
             [
                 (
                     r.id, position, r.label, r.duration_min,
-                    _json(list(r.practitioner_ids)), int(r.new_patients), _json(list(r.keywords)),
+                    as_json(list(r.practitioner_ids)), int(r.new_patients), as_json(list(r.keywords)),
                 )
                 for position, r in enumerate(practice.reasons)
             ],
@@ -142,17 +109,17 @@ def _practice_tz(tx: Tx) -> tzinfo:
 
 
 def get_setting(db: Db, key: str, default: Any = None) -> Any:
-    with _reading(db) as tx:
+    with reading(db) as tx:
         row = tx.one("SELECT value FROM settings WHERE key = ?", (key,))
     return default if row is None else json.loads(row["value"])
 
 
 def put_setting(db: Db, key: str, value: Any) -> None:
-    with _writing(db) as tx:
+    with writing(db) as tx:
         tx.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, _json(value)),
+            (key, as_json(value)),
         )
 
 
@@ -173,8 +140,8 @@ class BookingRequest:
     origin: AppointmentOrigin = "phone"
 
     def __post_init__(self) -> None:
-        _aware("start", self.start)
-        _aware("end", self.end)
+        require_aware("start", self.start)
+        require_aware("end", self.end)
         if self.end <= self.start:
             raise ValueError(f"the visit ends ({self.end}) before it starts ({self.start})")
         # Stored to the second: anything finer would be lost and break the unique index.
@@ -204,7 +171,7 @@ class Appointment:
     created_at: datetime
     sync_state: SyncState
 
-    def to_json(self) -> dict[str, Any]:
+    def toas_json(self) -> dict[str, Any]:
         """The outbox payload: plain JSON types, times with their offset."""
         return {
             "id": self.id,
@@ -265,7 +232,7 @@ def book(store: Db, practice: Practice, request: BookingRequest) -> Appointment:
     start_utc, end_utc = utc_text(request.start), utc_text(request.end)
     # BEGIN IMMEDIATE: the write lock is taken before the overlap check, so no
     # other writer (thread or process) can slip a booking in between.
-    with _writing(store) as tx:
+    with writing(store) as tx:
         clash = tx.one(
             "SELECT id FROM appointments"
             " WHERE practitioner_id = ? AND status = 'booked' AND start_utc < ? AND end_utc > ?"
@@ -304,14 +271,14 @@ def book(store: Db, practice: Practice, request: BookingRequest) -> Appointment:
             APPOINTMENT_CREATED,
             idempotency_key=f"appt-{appointment_id}-created",
             aggregate_key=f"appt-{appointment_id}",
-            payload=appointment.to_json(),
+            payload=appointment.toas_json(),
         )
     return appointment
 
 
 def get_appointment(db: Db, appointment_id: int, *, tz: tzinfo | None = None) -> Appointment | None:
     """The appointment with that id, or None. Times in ``tz``, else the saved practice's zone."""
-    with _reading(db) as tx:
+    with reading(db) as tx:
         row = tx.one("SELECT * FROM appointments WHERE id = ?", (appointment_id,))
         zone = tz or _practice_tz(tx)
     return None if row is None else _appointment_from(row, zone)
@@ -321,9 +288,9 @@ def appointments_between(
     db: Db, start: datetime, end: datetime, *, include_cancelled: bool = False
 ) -> list[Appointment]:
     """Appointments overlapping ``[start, end)``, by start; times in ``start``'s zone."""
-    _aware("start", start)
-    _aware("end", end)
-    with _reading(db) as tx:
+    require_aware("start", start)
+    require_aware("end", end)
+    with reading(db) as tx:
         rows = tx.execute(
             "SELECT * FROM appointments WHERE start_utc < ? AND end_utc > ?"
             + ("" if include_cancelled else " AND status = 'booked'")
@@ -339,9 +306,9 @@ def busy_intervals(db: Db, start: datetime, end: datetime) -> list[BusyInterval]
 
     Times come back in ``start``'s zone, ready for ``agenda.slots.free_slots``.
     """
-    _aware("start", start)
-    _aware("end", end)
-    with _reading(db) as tx:
+    require_aware("start", start)
+    require_aware("end", end)
+    with reading(db) as tx:
         rows = tx.execute(
             "SELECT practitioner_id, start_utc, end_utc FROM appointments"
             " WHERE status = 'booked' AND start_utc < ? AND end_utc > ?"
@@ -371,7 +338,7 @@ def seed_appointments(store: Db, practice: Practice, now: datetime, weeks: int =
     if not wanted:
         return 0
     first, last = wanted[0].start, max(a.end for a in wanted)
-    with _writing(store) as tx:
+    with writing(store) as tx:
         already = {
             (row["practitioner_id"], row["start_utc"])
             for row in tx.execute(
@@ -438,13 +405,13 @@ def enqueue(
     return tx.insert(
         "INSERT INTO outbox (kind, idempotency_key, aggregate_key, payload, state,"
         " attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
-        (kind, idempotency_key, aggregate_key, _json(payload), now, now),
+        (kind, idempotency_key, aggregate_key, as_json(payload), now, now),
     )
 
 
 def outbox_entries(db: Db) -> list[OutboxEntry]:
     """Every outbox row, oldest first."""
-    with _reading(db) as tx:
+    with reading(db) as tx:
         rows = tx.execute("SELECT * FROM outbox ORDER BY id")
     return [
         OutboxEntry(
@@ -490,8 +457,8 @@ class StoredCallEvent:
 def insert_call(
     db: Db, call_id: str, started_at: datetime, caller_id: str | None, line: str
 ) -> None:
-    _aware("started_at", started_at)
-    with _writing(db) as tx:
+    require_aware("started_at", started_at)
+    with writing(db) as tx:
         tx.execute(
             "INSERT INTO calls (id, started_at, caller_id, line) VALUES (?, ?, ?, ?)",
             (call_id, utc_text(started_at), caller_id, line),
@@ -501,11 +468,11 @@ def insert_call(
 def finish_call(
     db: Db, call_id: str, ended_at: datetime, outcome: str, summary: dict[str, Any]
 ) -> None:
-    _aware("ended_at", ended_at)
-    with _writing(db) as tx:
+    require_aware("ended_at", ended_at)
+    with writing(db) as tx:
         changed = tx.changes(
             "UPDATE calls SET ended_at = ?, outcome = ?, summary = ? WHERE id = ?",
-            (utc_text(ended_at), outcome, _json(summary), call_id),
+            (utc_text(ended_at), outcome, as_json(summary), call_id),
         )
         if changed != 1:
             raise StoreError("call-unknown", f"no call {call_id!r} to finish")
@@ -513,15 +480,15 @@ def finish_call(
 
 def get_call(db: Db, call_id: str) -> CallRecord | None:
     """The call with that id, or None; times in UTC."""
-    with _reading(db) as tx:
+    with reading(db) as tx:
         row = tx.one("SELECT * FROM calls WHERE id = ?", (call_id,))
     return None if row is None else _call_from(row, timezone.utc)
 
 
 def recent_calls(db: Db, since: datetime, limit: int = 200) -> list[CallRecord]:
     """Calls started at or after ``since``, newest first; times in ``since``'s zone."""
-    _aware("since", since)
-    with _reading(db) as tx:
+    require_aware("since", since)
+    with reading(db) as tx:
         rows = tx.execute(
             "SELECT * FROM calls WHERE started_at >= ? ORDER BY started_at DESC, id LIMIT ?",
             (utc_text(since), limit),
@@ -550,8 +517,8 @@ def append_call_events(
     A seq already stored raises ``StoreError("unique-violated")``: the log is
     append-only and a replayed batch is a bug to see, not to hide.
     """
-    rows = [(call_id, seq, at_ms, kind, _json(data)) for seq, at_ms, kind, data in events]
-    with _writing(db) as tx:
+    rows = [(call_id, seq, at_ms, kind, as_json(data)) for seq, at_ms, kind, data in events]
+    with writing(db) as tx:
         tx.executemany(
             "INSERT INTO call_events (call_id, seq, at_ms, kind, data) VALUES (?, ?, ?, ?, ?)",
             rows,
@@ -559,7 +526,7 @@ def append_call_events(
 
 
 def call_events(db: Db, call_id: str) -> list[StoredCallEvent]:
-    with _reading(db) as tx:
+    with reading(db) as tx:
         rows = tx.execute(
             "SELECT call_id, seq, at_ms, kind, data FROM call_events WHERE call_id = ? ORDER BY seq",
             (call_id,),

@@ -1,0 +1,44 @@
+"""Configuration: embedded defaults, and every mistake named with its file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import Config, load_config
+from appliance.errors import ConfigError
+
+
+def test_no_file_means_the_embedded_defaults() -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert (config.line, config.practice, config.web.port) == ("sim", "demo", 8080)
+
+
+def test_a_file_and_overrides_are_layered(tmp_path: Path) -> None:
+    path = tmp_path / "box.toml"
+    path.write_text('practice = "demo"\n[web]\nport = 8443\n[speech.endpoint]\nsilence_s = 0.8\n')
+    config = load_config(path, data_dir=tmp_path / "data")
+    assert config.web.port == 8443 and config.speech.endpoint.silence_s == 0.8
+    assert config.data_dir == tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("colour = 'blue'\n", "unknown key(s) colour"),
+        ("[web]\nprot = 80\n", "unknown key(s) web.prot"),
+        ("[web]\nport = 99999\n", "web.port must be 1-65535"),
+        ("web = 3\n", "[web] must be a table"),
+        ("line = '/dev/ttyACM0'\n", "only the simulated line"),
+        ("[speech.endpoint]\nsilence_s = 9\n", "silence_s"),
+        ("practice = \n", "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "box.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and problem in str(err.value)

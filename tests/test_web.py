@@ -1,0 +1,54 @@
+"""The web page is its own process and shows the box's calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.simulate.runner import simulate
+from appliance.simulate.scenario import load_scenario
+
+from .conftest import REPO, SCENARIOS
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_page_answers_and_lists_a_call(tmp_path: Path) -> None:
+    config = replace(Config(), data_dir=tmp_path)
+    asyncio.run(simulate(load_scenario(SCENARIOS / "emergency_chest_pain.toml"), mode="text", config=config))
+    port = _free_port()
+    box = tmp_path / "box.toml"
+    box.write_text(f"[web]\nport = {port}\n")
+    web = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(box), "--data-dir", str(tmp_path), "web"],
+                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    health = json.load(answer)
+                break
+            except OSError:
+                assert web.poll() is None, web.communicate()[1]
+                assert time.monotonic() < deadline, "web page did not come up"
+                time.sleep(0.2)
+        assert health["ok"] is True
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            page = answer.read().decode()
+        assert "Cabinet médical des Tilleuls" in page
+        assert "emergency" in page
+    finally:
+        web.terminate()
+        web.communicate(timeout=10)
