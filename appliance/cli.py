@@ -7,7 +7,6 @@ status: no traceback reaches the person at the console.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 

@@ -200,3 +200,10 @@ def _number_at(words: list[str], i: int) -> tuple[int, int] | None:
     if tail is not None and tail[0] != 0:
         return value + tail[0], tail[1]
     return value, j
+
+
+def normalize_input(text: object) -> str:
+    """Normalized text, or "" for anything that is not text (a hostile caller ID, None)."""
+    if not isinstance(text, str):
+        return ""
+    return normalize(unicodedata.normalize("NFC", text)[:2000])  # a transcript is never longer

@@ -25,7 +25,7 @@ from appliance.agenda.practice import Practice
 from appliance.agenda.slots import BusyInterval
 from appliance.errors import SlotTaken, StoreError
 from appliance.store.access import Db, as_json, reading, require_aware, writing
-from appliance.store.db import Row, Store, Tx, from_utc_text, utc_text
+from appliance.store.db import Row, Tx, from_utc_text, utc_text
 
 AppointmentStatus = Literal["booked", "cancelled"]
 AppointmentOrigin = Literal["phone", "seed", "cloud", "staff"]
