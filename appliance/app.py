@@ -63,7 +63,15 @@ class Appliance:
         """Answer every call on ``line``, each in its own task, until the line closes."""
         async with asyncio.TaskGroup() as calls:
             async for incoming in line.incoming():
-                calls.create_task(self.answer(incoming, line_name=line.name))
+                calls.create_task(self._answer_isolated(incoming, line.name))
+
+    async def _answer_isolated(self, incoming: IncomingCall, line_name: str) -> None:
+        # A TaskGroup cancels every task when one fails: one call's broken store
+        # write must not hang up on the callers of the other lines.
+        try:
+            await self.answer(incoming, line_name=line_name)
+        except Exception:
+            _LOGGER.exception("a call could not be handled")
 
     async def answer(
         self,

@@ -7,6 +7,7 @@ status: no traceback reaches the person at the console.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if err.code in ("config-invalid", "scenario-invalid") else 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:  # a bug: say so plainly; the details go to the log
+        logging.getLogger("appliance").debug("unexpected failure", exc_info=True)
+        print(f"error: internal error ({type(err).__name__}); run with -v for details", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def create_app(config: Config) -> Starlette:
     async def home(request: Request) -> HTMLResponse:
         db = store()
         try:
-            since = clock.now() - timedelta(days=1)
+            since = clock.now() - timedelta(days=1)  # recent_calls answers in since's zone
             calls = queries.recent_calls(db, since)
             practice_name = queries.practice_name(db)
         finally:
