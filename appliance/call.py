@@ -32,6 +32,7 @@ from appliance.events import (
     CallEnded,
     CallerSilent,
     CallerSpeechEnded,
+    CallerSpeechStarted,
     CallEvent,
     CallFailed,
     DtmfReceived,
@@ -169,6 +170,8 @@ class CallSession:
         match turn:
             case Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, endpoint_s=endpoint_s):
                 end_ms = self.at_ms(turn.decided_at) - round(endpoint_s * 1000)
+                if turn.speech_started_at is not None:
+                    self.emit(CallerSpeechStarted(self.at_ms(turn.speech_started_at)))
                 if audio_s:
                     self.emit(CallerSpeechEnded(end_ms, round(audio_s * 1000)))
                 self.emit(TranscriptReady(self.at_ms(), text, round(audio_s * 1000), asr_ms))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 import numpy as np
@@ -47,6 +47,8 @@ class Heard:
     asr_ms: int = 0
     decided_at: float = 0.0
     """Monotonic time of the end-of-turn decision (``Clock.monotonic``)."""
+    speech_started_at: float | None = None
+    """Monotonic time the VAD first heard this turn's speech (audio mode only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,6 @@ class AudioListener:
         settings: EndpointSettings,
         *,
         vocabulary: Callable[[str | None], tuple[str, ...]] = lambda ask: (),
-        on_speech_start: Callable[[], None] = lambda: None,
     ) -> None:
         self._inbound: AsyncIterator = call.inbound()
         self._vad = vad
@@ -119,7 +120,6 @@ class AudioListener:
         self._endpointer = Endpointer(settings)
         self._vocabulary = vocabulary
         self._hotwords: tuple[str, ...] = ()
-        self._on_speech_start = on_speech_start
 
     async def listen(self, ask: str | None) -> Turn:
         self._endpointer.reset()
@@ -129,6 +129,7 @@ class AudioListener:
         upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ)
         heard = np.zeros(0, dtype=np.float32)  # everything since listening began, 16 kHz
         window_s = self._vad.window_s
+        speech_started_at: float | None = None
         async for item in self._inbound:
             if isinstance(item, Dtmf):
                 return await self._collect_keys(item.digit)
@@ -137,10 +138,11 @@ class AudioListener:
             for is_speech in self._vad.accept(chunk):
                 match self._endpointer.push(is_speech, window_s):
                     case SpeechStarted():
-                        self._on_speech_start()
+                        speech_started_at = self._clock.monotonic()
                     case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
                         decided_at = self._clock.monotonic()
-                        return await self._transcribe(heard, start, end, decided - end, decided_at)
+                        heard_turn = await self._transcribe(heard, start, end, decided - end, decided_at)
+                        return replace(heard_turn, speech_started_at=speech_started_at)
                     case NoInput(after_s=after):
                         return Silent(after, self._clock.monotonic())
         return HungUp()

@@ -28,6 +28,8 @@ def test_book_basic_books_through_real_speech_and_reports_every_turn_latency(spe
     assert report["booking"]["practitioner"] == "martin"
     caller_turns = [t for t in report["turns"] if t["speaker"] == "caller" and not t["text"].startswith("[")]
     assert caller_turns and all(t["asr_text"] for t in caller_turns)  # heard through Whisper
+    said = {t.say for t in load_scenario(SCENARIOS / "book_basic.toml").turns if t.say}
+    assert all(t["text"] in said for t in caller_turns)  # paired with what the scenario said
     replies = [t for t in report["turns"] if t["speaker"] == "assistant"][1:]
     assert all(t["latency_ms"] > 0 for t in replies)
     kinds = {e["kind"] for e in report["events"]}

@@ -21,7 +21,7 @@ import numpy as np
 from appliance.audio import LINE_RATE_HZ
 from appliance.audio.channel import telephone
 from appliance.audio.framing import to_frames
-from appliance.events import AssistantReplied, AudioOutEnded, CallEvent
+from appliance.events import AssistantReplied, AudioOutEnded, CallEvent, TranscriptReady
 from appliance.line.sim.line import SimCall
 from appliance.simulate.scenario import CallerVoice, Scenario, ScenarioTurn
 from appliance.speech.tts import Synthesizer
@@ -58,6 +58,8 @@ class ScriptedCaller:
         self.ask: str | None = None
         self.used: set[int] = set()
         self.played: list[ScenarioTurn] = []
+        self.said_before_transcript: list[str | None] = []
+        """For each transcript the box produced, what this caller had last said."""
         self._acting: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
 
@@ -65,6 +67,9 @@ class ScriptedCaller:
         match event:
             case AssistantReplied(ask=ask):
                 self.ask = ask
+            case TranscriptReady():
+                said = [t.say for t in self.played if t.say is not None]
+                self.said_before_transcript.append(said[-1] if said else None)
             case AudioOutEnded():
                 if self.audio is not None:
                     self.call.hold()  # no phantom silence while this caller composes

@@ -60,12 +60,25 @@ async def simulate(
         result = await box.answer(incoming, line_name="sim", text_mode=mode == "text", on_event=caller.observe)
         if caller.failure is not None:
             raise caller.failure
+        _pair_with_script(result, caller.said_before_transcript)
         booking = _booking(box, result)
         message = _message(box, result)
         load_s = speech.load_s if speech else {}
         return build_report(scenario, mode, result, booking, message, load_s)
     finally:
         box.close()
+
+
+def _pair_with_script(result: CallResult, said: list[str | None]) -> None:
+    """Caller turns: ``text`` is what the scenario said, ``asr_text`` what the box heard.
+
+    The end-pointer may cut one sentence into two turns (a pause at a comma); both
+    then carry the same scenario text.
+    """
+    heard = [t for t in result.turns if t.speaker == "caller" and t.asr_text is not None and not t.text.startswith("[")]
+    for turn, text in zip(heard, said, strict=False):
+        if text is not None:
+            turn.text = text
 
 
 def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
@@ -150,6 +163,8 @@ def _print(report: dict[str, Any], echo: Any) -> None:
     for turn in report["turns"]:
         if turn["speaker"] == "caller":
             echo(f"  caller    > {turn['text'] or '(silence)'}")
+            if turn["asr_text"] and turn["asr_text"] != turn["text"]:
+                echo(f"      heard > {turn['asr_text']}")
         else:
             latency = f" ({turn['latency_ms']} ms)" if turn["latency_ms"] is not None else ""
             echo(f"  assistant < {turn['text']}  [ask: {turn['ask']}]{latency}")
