@@ -68,7 +68,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "run":
             from appliance.runtime import run_box
 
-            return run_box(config, with_web=not args.no_web)
+            return run_box(config, with_web=not args.no_web, config_path=args.config)
         case "web":
             from appliance.web.app import serve
 

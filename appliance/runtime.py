@@ -13,6 +13,7 @@ import logging
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from appliance.app import Appliance
 from appliance.config import Config
@@ -23,7 +24,7 @@ from appliance.system.notify import notify
 _LOGGER = logging.getLogger(__name__)
 
 
-def run_box(config: Config, *, with_web: bool) -> int:
+def run_box(config: Config, *, with_web: bool, config_path: Path | None = None) -> int:
     print("verifying and loading models…", flush=True)
     speech = load_speech(config.models, config.speech)
     loads = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in speech.load_s.items())
@@ -31,7 +32,11 @@ def run_box(config: Config, *, with_web: bool) -> int:
     box = Appliance(config, speech=speech)
     web = None
     if with_web:
-        web = subprocess.Popen([sys.executable, "-m", "appliance", "--data-dir", str(config.data_dir), "web"])
+        # The same configuration file, so both processes agree on the store and the port.
+        same_config = ["--config", str(config_path)] if config_path else []
+        web = subprocess.Popen(
+            [sys.executable, "-m", "appliance", *same_config, "--data-dir", str(config.data_dir), "web"]
+        )
     try:
         _banner(config, box)
         asyncio.run(_serve(box))
