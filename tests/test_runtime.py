@@ -1,0 +1,54 @@
+"""`appliance run` (what `make run` starts): models verified, page served, clean stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .test_web import _free_port
+
+pytestmark = pytest.mark.models
+
+
+def test_the_box_starts_serves_its_page_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "box.toml"
+    config.write_text(f"[web]\nport = {port}\n")
+    box = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "--config", str(config), "--data-dir", str(tmp_path), "run"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert box.stdout is not None
+        deadline = time.monotonic() + 120
+        while not any("Place a test call" in line for line in lines):
+            line = box.stdout.readline()
+            assert line or box.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        assert any("models ready" in line for line in lines)
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert json.load(answer)["ok"] is True
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "web page did not come up"
+                time.sleep(0.2)
+        box.send_signal(signal.SIGTERM)
+        out, _ = box.communicate(timeout=30)
+        assert box.returncode == 0, "".join(lines) + out
+        assert "Traceback" not in "".join(lines) + out
+    finally:
+        if box.poll() is None:
+            box.kill()
+            box.communicate()
