@@ -30,6 +30,7 @@ from appliance.store import Store, queries
 from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
 
 _LOGGER = logging.getLogger(__name__)
+_CHOICE_WORDS: Final = ("premier", "deuxième", "troisième", "dernier")
 _WHEN_WORDS: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "matin", "après-midi", "demain")
 
 
@@ -124,15 +125,18 @@ class Appliance:
         """Words this practice's callers are likely to say now, to bias Whisper towards.
 
         Only where measured to help: weekdays after "when" (Whisper base hears
-        "jeudi matin" as "joli matin" without them), doctors' names where a doctor
-        may be named. Biasing every answer made short yes/no answers worse.
+        "jeudi matin" as "joli matin" without them), ordinals after an offer,
+        doctors' names when asked which doctor. Biasing every answer made others
+        worse ("c'est parfait" became "c'est pas faire", "grippe" "grite").
         """
         doctors = tuple(p.last_name for p in self.practice.practitioners)
         match ask:
             case "when":
                 return _WHEN_WORDS
-            case "request" | "practitioner":
-                return ("rendez-vous", "docteur", *doctors)
+            case "choice":  # "le deuxième" is heard as "l'automne" without them
+                return _CHOICE_WORDS
+            case "request" | "practitioner":  # "docteur Martin" is heard as "Dr. Master" without
+                return ("docteur", *doctors)
         return ()
 
     def _record(self, call_id: str, result: CallResult) -> None:
