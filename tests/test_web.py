@@ -48,7 +48,7 @@ def test_the_page_answers_and_lists_a_call(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
             page = answer.read().decode()
         assert "Cabinet médical des Tilleuls" in page
-        assert "emergency" in page
+        assert "urgence : orienté vers le 15" in page
     finally:
         web.terminate()
         web.communicate(timeout=10)

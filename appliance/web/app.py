@@ -20,6 +20,17 @@ from appliance.config import Config
 from appliance.store import Store, queries
 
 _TEMPLATES = Environment(loader=PackageLoader("appliance.web"), autoescape=select_autoescape())
+# How the staff read a call's outcome (the codes are the simulate contract's).
+_OUTCOMES = {
+    "booked": "rendez-vous pris",
+    "cancelled": "rendez-vous annulé",
+    "rescheduled": "rendez-vous déplacé",
+    "message": "message laissé",
+    "emergency": "urgence : orienté vers le 15",
+    "transferred": "transféré",
+    "abandoned": "sans suite",
+    "answered": "renseigné",
+}
 
 
 def create_app(config: Config) -> Starlette:
@@ -37,7 +48,10 @@ def create_app(config: Config) -> Starlette:
         finally:
             db.close()
         page = _TEMPLATES.get_template("home.html").render(
-            practice=practice_name or "—", calls=calls, now=clock.now().strftime("%d/%m/%Y %H:%M")
+            practice=practice_name or "—",
+            calls=calls,
+            outcomes=_OUTCOMES,
+            now=clock.now().strftime("%d/%m/%Y %H:%M"),
         )
         return HTMLResponse(page)
 
