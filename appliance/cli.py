@@ -68,7 +68,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "run":
             from appliance.runtime import run_box
 
-            return run_box(config, with_web=not args.no_web, config_path=args.config)
+            return run_box(config, with_web=not args.no_web, config_path=args.config, echo=_say)
         case "web":
             from appliance.web.app import serve
 
@@ -77,7 +77,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             from appliance.simulate.runner import run
 
             return run(args.scenario, mode=args.mode or "text", json_out=args.json,
-                       data_dir=args.data_dir, base_config=config)
+                       data_dir=args.data_dir, base_config=config, echo=_say, complain=_complain)
         case "models":
             return _models(config, args.action)
         case "bench":
@@ -85,6 +85,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return run_bench(config, args.scenarios, args.json)
     return 2
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _complain(problem: str) -> None:
+    print(f"error: {problem}", file=sys.stderr, flush=True)
 
 
 def _models(config, action: str) -> int:  # type: ignore[no-untyped-def]

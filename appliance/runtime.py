@@ -13,6 +13,7 @@ import logging
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.app import Appliance
@@ -24,11 +25,14 @@ from appliance.system.notify import notify
 _LOGGER = logging.getLogger(__name__)
 
 
-def run_box(config: Config, *, with_web: bool, config_path: Path | None = None) -> int:
-    print("verifying and loading models…", flush=True)
+def run_box(
+    config: Config, *, with_web: bool, config_path: Path | None = None, echo: Callable[[str], None]
+) -> int:
+    """Run until SIGTERM/SIGINT; ``echo`` is the console (the CLI's ``print``)."""
+    echo("verifying and loading models…")
     speech = load_speech(config.models, config.speech)
     loads = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in speech.load_s.items())
-    print(f"models ready: {loads}", flush=True)
+    echo(f"models ready: {loads}")
     box = Appliance(config, speech=speech)
     web = None
     if with_web:
@@ -38,7 +42,7 @@ def run_box(config: Config, *, with_web: bool, config_path: Path | None = None) 
             [sys.executable, "-m", "appliance", *same_config, "--data-dir", str(config.data_dir), "web"]
         )
     try:
-        _banner(config, box)
+        echo(_banner(config, box))
         asyncio.run(_serve(box))
     finally:
         box.close()
@@ -66,15 +70,14 @@ async def _serve(box: Appliance) -> None:
         await serving
 
 
-def _banner(config: Config, box: Appliance) -> None:
+def _banner(config: Config, box: Appliance) -> str:
     web = f"http://{config.web.host}:{config.web.port}"
-    print(
+    return (
         f"\nThe box is answering for {box.practice.name} on the simulated line.\n"
         f"  web page:     {web}\n"
         f"  data:         {config.data_dir}\n\n"
         "Place a test call from another shell:\n"
         "  .venv/bin/appliance simulate tests/scenarios/book_basic.toml --audio   (real VAD, ASR, TTS)\n"
         "  .venv/bin/appliance simulate tests/scenarios/book_basic.toml --text    (words only, fast)\n"
-        "Stop with Ctrl-C.\n",
-        flush=True,
+        "Stop with Ctrl-C.\n"
     )

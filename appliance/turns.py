@@ -127,21 +127,24 @@ class AudioListener:
         self._vad.reset()
         self._hotwords = self._vocabulary(ask)
         upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ)
-        heard = np.zeros(0, dtype=np.float32)  # everything since listening began, 16 kHz
+        # Everything since listening began, 16 kHz, joined only once a turn ends:
+        # concatenating on every 20 ms frame would copy the whole turn each time.
+        heard: list[np.ndarray] = []
         window_s = self._vad.window_s
         speech_started_at: float | None = None
         async for item in self._inbound:
             if isinstance(item, Dtmf):
                 return await self._collect_keys(item.digit)
             chunk = int16_to_float32(upsample.process(item))
-            heard = np.concatenate([heard, chunk])
+            heard.append(chunk)
             for is_speech in self._vad.accept(chunk):
                 match self._endpointer.push(is_speech, window_s):
                     case SpeechStarted():
                         speech_started_at = self._clock.monotonic()
                     case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
                         decided_at = self._clock.monotonic()
-                        heard_turn = await self._transcribe(heard, start, end, decided - end, decided_at)
+                        audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
+                        heard_turn = await self._transcribe(audio, start, end, decided - end, decided_at)
                         return replace(heard_turn, speech_started_at=speech_started_at)
                     case NoInput(after_s=after):
                         return Silent(after, self._clock.monotonic())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+import unicodedata
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from appliance.call import CallResult
@@ -11,8 +13,14 @@ from appliance.events import TurnTimed, event_to_dict
 from appliance.simulate.scenario import Expect, Scenario
 
 
-def build_report(scenario: Scenario, mode: str, result: CallResult, booking: dict[str, Any] | None,
-                 message: dict[str, Any] | None, load_s: dict[str, float]) -> dict[str, Any]:
+def build_report(
+    scenario: Scenario,
+    mode: str,
+    result: CallResult,
+    booking: dict[str, Any] | None,
+    message: dict[str, Any] | None,
+    load_s: dict[str, float],
+) -> dict[str, Any]:
     timings = [e for e in result.events if isinstance(e, TurnTimed)]
     latencies = [t.latency_ms for t in timings]
     report: dict[str, Any] = {
@@ -65,8 +73,6 @@ def check(expect: Expect, report: dict[str, Any]) -> list[str]:
     if wants_booking and booking is None:
         failures.append("booking: expected one, none was made")
     elif booking is not None:
-        from datetime import datetime
-
         start = datetime.fromisoformat(booking["start"])
         patient = booking["patient"]
         if expect.practitioner and expect.practitioner.lower() not in (
@@ -100,7 +106,5 @@ def check(expect: Expect, report: dict[str, Any]) -> list[str]:
 
 
 def _fold(text: str) -> str:
-    import unicodedata
-
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()

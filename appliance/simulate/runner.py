@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
@@ -126,13 +126,14 @@ def run(
     data_dir: Path | None,
     base_config: Config,
     speech: SpeechModels | None = None,
-    echo: Any = print,
+    echo: Callable[[str], None],
+    complain: Callable[[str], None],
 ) -> int:
     """The CLI's simulate: load, run, print, write JSON; returns the exit status."""
     try:
         scenario = load_scenario(scenario_path)
     except ScenarioError as err:
-        _complain(err.detail)
+        complain(err.detail)
         return EXIT_BAD_SCENARIO
     with tempfile.TemporaryDirectory(prefix="appliance-sim-") as tmp:
         config = replace(base_config, data_dir=data_dir or Path(tmp), practice=scenario.practice)
@@ -142,20 +143,16 @@ def run(
                 speech = load_speech(config.models, config.speech)
             report = asyncio.run(simulate(scenario, mode=mode, config=config, speech=speech))
         except ScenarioError as err:
-            _complain(err.detail)
+            complain(err.detail)
             return EXIT_BAD_SCENARIO
         except ApplianceError as err:
-            _complain(str(err))
+            complain(str(err))
             return EXIT_FAILED
     _print(report, echo)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return EXIT_PASSED if report["expect"]["passed"] else EXIT_FAILED
-
-
-def _complain(problem: str) -> None:
-    print(f"error: {problem}", file=sys.stderr)
 
 
 def _print(report: dict[str, Any], echo: Any) -> None:
