@@ -39,3 +39,16 @@ def test_book_basic_books_through_real_speech_and_reports_every_turn_latency(spe
 def test_a_spoken_emergency_is_caught_first(speech, tmp_path: Path) -> None:
     report = _run("emergency_chest_pain.toml", speech, tmp_path)
     assert report["outcome"] == "emergency", report["turns"]
+
+
+@pytest.mark.parametrize(("voice", "problem"), [("jm_kumo", "the assistant's own"), ("zz_nobody", "not in the model")])
+def test_the_caller_voice_must_exist_and_differ_from_the_assistants(speech, tmp_path: Path, voice: str,
+                                                                    problem: str) -> None:  # type: ignore[no-untyped-def]
+    from appliance.errors import ScenarioError
+
+    path = tmp_path / "voice.toml"
+    path.write_text(f'now = "2026-11-24T09:00:00+01:00"\npractice = "demo"\n[caller]\nvoice = "{voice}"\n'
+                    '[[turn]]\nsay = "Bonjour"\n', encoding="utf-8")
+    config = replace(Config(), data_dir=tmp_path / "data")
+    with pytest.raises(ScenarioError, match=problem):
+        asyncio.run(simulate(load_scenario(path), mode="audio", config=config, speech=speech))

@@ -26,6 +26,7 @@ from appliance.simulate.caller import CallerAudio, ScriptedCaller
 from appliance.simulate.report import build_report
 from appliance.simulate.scenario import Scenario, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
+from appliance.speech.tts import Synthesizer
 from appliance.store import queries
 from appliance.store.inbox import URGENCIES, messages_for_call
 
@@ -54,7 +55,7 @@ async def simulate(
         audio = None
         if mode == "audio":
             assert speech is not None
-            audio = CallerAudio(speech.caller_voice(scenario.caller.voice), scenario.caller)
+            audio = CallerAudio(_caller_voice(scenario, speech, config), scenario.caller)
         caller = ScriptedCaller(scenario, call, audio=audio, silence_s=config.speech.endpoint.no_input_s)
         incoming = await anext(line.incoming())
         result = await box.answer(incoming, line_name="sim", text_mode=mode == "text", on_event=caller.observe)
@@ -67,6 +68,16 @@ async def simulate(
         return build_report(scenario, mode, result, booking, message, load_s)
     finally:
         box.close()
+
+
+def _caller_voice(scenario: Scenario, speech: SpeechModels, config: Config) -> Synthesizer:
+    voice = scenario.caller.voice
+    if voice == config.speech.voice:
+        raise ScenarioError(f"{scenario.path}: [caller] voice {voice!r} is the assistant's own; choose another")
+    try:
+        return speech.caller_voice(voice)
+    except ConfigError as err:
+        raise ScenarioError(f"{scenario.path}: [caller] voice {voice!r}: {err.detail}") from err
 
 
 def _pair_with_script(result: CallResult, said: list[str | None]) -> None:
