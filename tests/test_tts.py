@@ -177,3 +177,21 @@ def test_long_sentences_are_spoken_clause_by_clause_so_audio_starts_sooner() -> 
     assert pieces[0] == "Je vous propose jeudi 26 novembre à 8 heures 50,"
     assert " ".join(pieces) == offer
     assert split_for_speech("Quel jour vous arrangerait ?") == ["Quel jour vous arrangerait ?"]
+
+
+def test_when_the_main_voice_fails_the_sentence_is_still_spoken_by_the_fallback() -> None:
+    from appliance.errors import SpeechError
+    from appliance.speech.loading import FallbackSynthesizer
+
+    class Broken:
+        sample_rate = 24000
+
+        def synthesize(self, text: str) -> np.ndarray:
+            raise SpeechError("tts-failed", "onnxruntime refused")
+
+        def warm_up(self) -> None: ...
+
+    voice = FallbackSynthesizer(Broken(), EspeakSynthesizer())
+    audio = voice.synthesize("Je vous écoute.")
+    assert voice.sample_rate == 24000 and voice.fallbacks == 1
+    assert len(audio) > 24000 * 0.3 and np.abs(audio).max() > 0.05  # real speech, at the primary's rate

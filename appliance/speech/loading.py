@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.audio.resample import resample
+from appliance.audio.vad import SileroVad, VoiceActivity
 from appliance.config import ModelChoice, SpeechSettings
-from appliance.errors import ModelError, SpeechError
+from appliance.errors import ConfigError, ModelError, SpeechError
 from appliance.models import ModelCatalog
 from appliance.speech.asr import Recognizer, WhisperRecognizer, WhisperSettings
 from appliance.speech.tts import EspeakSynthesizer, KokoroSettings, KokoroSynthesizer, Synthesizer
-from appliance.audio.vad import SileroVad, VoiceActivity
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ class FallbackSynthesizer:
         except SpeechError as err:
             self.fallbacks += 1
             _LOGGER.warning("primary voice failed (%s); speaking with espeak-ng", err.code)
-            from appliance.audio.resample import resample
-
             pcm = self.fallback.synthesize(text)
             return resample(pcm, self.fallback.sample_rate, self.sample_rate)
 
@@ -55,8 +54,10 @@ class SpeechModels:
     vad_threshold: float
     recognizer: Recognizer
     synthesizer: Synthesizer
+    catalog: ModelCatalog
+    tts_name: str
+    """The TTS model's manifest name, for other voices of the same model."""
     load_s: dict[str, float] = field(default_factory=dict)
-    catalog: ModelCatalog | None = None
 
     def new_vad(self) -> VoiceActivity:
         """VAD state is per call; the model file is tiny and loads in milliseconds."""
@@ -64,11 +65,8 @@ class SpeechModels:
 
     def caller_voice(self, voice: str) -> Synthesizer:
         """The simulated caller's voice: the same TTS model, another speaker."""
-        assert self.catalog is not None
-        directory = self.catalog.ensure(self._tts_name)
+        directory = self.catalog.ensure(self.tts_name)
         return KokoroSynthesizer(directory, KokoroSettings(voice=voice))
-
-    _tts_name: str = "kokoro-82m"
 
 
 def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatalog | None = None) -> SpeechModels:
@@ -79,7 +77,7 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
         started = time.perf_counter()
         try:
             value = build()
-        except ModelError:
+        except (ModelError, ConfigError):
             raise
         except Exception as err:  # a runtime refusing the file: name the model and the fix
             raise ModelError("model-load-failed", f"model {name!r} failed to load: {err}") from err
@@ -87,7 +85,10 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
         return value
 
     vad_manifest = catalog.get(choice.vad)
-    vad_dir = timed(choice.vad, lambda: catalog.ensure(choice.vad))
+    vad_dir = catalog.ensure(choice.vad)
+    threshold = float(vad_manifest.params.get("threshold", 0.5))
+    # One detector is built here to time it and to fail at start-up, not on the first call.
+    timed(choice.vad, lambda: SileroVad(vad_dir, threshold=threshold))
     asr_manifest = catalog.get(choice.asr)
     asr_dir = catalog.ensure(choice.asr)
     asr_settings = WhisperSettings(
@@ -106,12 +107,12 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
     timings["warm_up"] = time.perf_counter() - started
     models = SpeechModels(
         vad_dir=vad_dir,
-        vad_threshold=float(vad_manifest.params.get("threshold", 0.5)),
+        vad_threshold=threshold,
         recognizer=recognizer,
         synthesizer=synthesizer,
-        load_s=timings,
         catalog=catalog,
+        tts_name=choice.tts,
+        load_s=timings,
     )
-    models._tts_name = choice.tts
     _LOGGER.info("speech models ready in %.1f s", sum(timings.values()))
     return models
