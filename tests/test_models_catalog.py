@@ -150,3 +150,17 @@ def test_manifest_mistakes_name_the_file_and_the_problem(tmp_path: Path, text: s
     with pytest.raises(ConfigError) as err:
         load_manifest(path)
     assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_a_model_for_a_runtime_this_version_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    from appliance.config import ModelChoice, SpeechSettings
+    from appliance.speech.loading import load_speech
+
+    _provisioned(tmp_path, b"weights")  # "tiny": an ASR for the sherpa-onnx-asr runtime
+    for name in ("silero-vad.toml", "kokoro-82m.toml"):
+        (tmp_path / "manifests" / name).write_text((REPO / "models" / name).read_text())
+    catalog = ModelCatalog(tmp_path / "manifests", tmp_path / "assembled")
+    with pytest.raises(ModelError, match="'tiny' needs the sherpa-onnx-asr runtime"):
+        load_speech(ModelChoice(asr="tiny"), SpeechSettings(), catalog)
+    with pytest.raises(ModelError, match="is a vad model, configured as asr"):
+        load_speech(ModelChoice(asr="silero-vad"), SpeechSettings(), catalog)

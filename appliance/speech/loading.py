@@ -18,7 +18,7 @@ from appliance.audio.resample import resample
 from appliance.audio.vad import SileroVad, VoiceActivity
 from appliance.config import ModelChoice, SpeechSettings
 from appliance.errors import ConfigError, ModelError, SpeechError
-from appliance.models import ModelCatalog
+from appliance.models import ModelCatalog, ModelManifest
 from appliance.speech.asr import Recognizer, WhisperRecognizer, WhisperSettings
 from appliance.speech.tts import EspeakSynthesizer, KokoroSettings, KokoroSynthesizer, Synthesizer
 
@@ -69,6 +69,20 @@ class SpeechModels:
         return KokoroSynthesizer(directory, KokoroSettings(voice=voice))
 
 
+def _expect_runtime(catalog: ModelCatalog, name: str, role: str, runtimes: tuple[str, ...]) -> ModelManifest:
+    """The manifest, if this version can run it in that role; a clear refusal otherwise."""
+    manifest = catalog.get(name)
+    if manifest.role != role:
+        raise ModelError("model-role-mismatch", f"model {name!r} is a {manifest.role} model, configured as {role}")
+    if manifest.runtime not in runtimes:
+        raise ModelError(
+            "model-runtime-unsupported",
+            f"model {name!r} needs the {manifest.runtime} runtime, which this version cannot run as {role} "
+            f"(available: {', '.join(runtimes)})",
+        )
+    return manifest
+
+
 def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatalog | None = None) -> SpeechModels:
     catalog = catalog or ModelCatalog(choice.manifest_dir, choice.models_dir)
     timings: dict[str, float] = {}
@@ -84,12 +98,13 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
         timings[name] = time.perf_counter() - started
         return value
 
-    vad_manifest = catalog.get(choice.vad)
+    vad_manifest = _expect_runtime(catalog, choice.vad, "vad", ("sherpa-onnx",))
+    asr_manifest = _expect_runtime(catalog, choice.asr, "asr", ("faster-whisper",))
+    _expect_runtime(catalog, choice.tts, "tts", ("kokoro-onnx",))
     vad_dir = catalog.ensure(choice.vad)
     threshold = float(vad_manifest.params.get("threshold", 0.5))
     # One detector is built here to time it and to fail at start-up, not on the first call.
     timed(choice.vad, lambda: SileroVad(vad_dir, threshold=threshold))
-    asr_manifest = catalog.get(choice.asr)
     asr_dir = catalog.ensure(choice.asr)
     asr_settings = WhisperSettings(
         language=settings.language,
