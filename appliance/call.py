@@ -22,7 +22,7 @@ from appliance.agenda.slots import Slot
 from appliance.clock import Clock
 from appliance.dialogue.reply import Book, Emergency, Patient, Reply
 from appliance.dialogue.secretary import Secretary
-from appliance.errors import ApplianceError, SlotTaken
+from appliance.errors import ApplianceError, SlotTaken, SpeechError
 from appliance.events import (
     AppointmentBooked,
     AssistantReplied,
@@ -149,7 +149,12 @@ class CallSession:
         while True:
             if self.call.ended:
                 return "caller"
-            turn = await self.listener.listen(self.secretary.ask)
+            try:
+                turn = await self.listener.listen(self.secretary.ask)
+            except SpeechError as err:
+                # One utterance the recogniser choked on is a "pardon ?", not the end of the call.
+                self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+                turn = Heard(text="", decided_at=self.clock.monotonic())
             if isinstance(turn, HungUp):
                 return "caller"
             self._record_turn(turn)
