@@ -1,0 +1,195 @@
+"""One answered call on an analog voice modem: the ``Call`` side of ``voice_modem``.
+
+The driver's reader task pushes decoded audio, key presses and the end of the
+call in here; ``play`` switches the half-duplex modem from ``+VRX`` to ``+VTX``
+and back (telephony.md 1.8), pacing the audio by the injected clock so the
+modem's small transmit buffer (1-2 KB) neither runs dry nor overflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from appliance.audio import FRAME_SAMPLES, LINE_RATE_HZ
+from appliance.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from appliance.clock import Clock
+from appliance.line.base import Dtmf, Inbound
+from appliance.line.dle import shield
+
+if TYPE_CHECKING:
+    from appliance.line.voice_modem import VoiceModemDriver
+
+_LOGGER = logging.getLogger(__name__)
+
+# Bytes we stay ahead of the modem's playback (telephony.md 1.8: "a few hundred
+# bytes ahead", 7.4: 200-1000 B). Less risks underrun gaps when the loop is busy;
+# more risks overflowing a 1.5 KB buffer, and a barge-in then still plays it.
+TX_LEAD_BYTES: Final = 800
+_PACE_POLL_S: Final = 0.002  # real seconds between looks at the clock while pacing
+_INBOUND_MAX_FRAMES: Final = 500  # 10 s; a session that stops reading loses the oldest audio
+_END: Final = object()
+
+
+def codec_for(encoding: str) -> tuple[Callable[[bytes], np.ndarray], Callable[[np.ndarray], bytes]]:
+    """(decode, encode) between the modem's +VSM bytes and int16 PCM."""
+    if encoding == "ulaw":
+        return ulaw_decode, lambda pcm: ulaw_encode(pcm).tobytes()
+    if encoding == "alaw":
+        return alaw_decode, lambda pcm: alaw_encode(pcm).tobytes()
+    if encoding == "linear8":
+        # The modems' 8-bit linear is unsigned with silence at 0x80 (telephony.md 1.6).
+        def decode(data: bytes) -> np.ndarray:
+            return ((np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
+
+        def encode(pcm: np.ndarray) -> bytes:
+            return ((pcm.astype(np.int16) >> 8) + 128).astype(np.uint8).tobytes()
+
+        return decode, encode
+    raise ValueError(f"no codec for {encoding!r}")
+
+
+async def _safely(step: Coroutine[Any, Any, None]) -> None:
+    """Run one modem transition to its end even if the caller is cancelled meanwhile.
+
+    Abandoned half-way (AT+VTX sent, CONNECT not yet read) the reader would parse
+    the wrong state and every later command would go astray.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+
+
+class VoiceModemCall:
+    """An answered call (implements ``appliance.line.base.Call``)."""
+
+    def __init__(self, driver: VoiceModemDriver, *, call_id: str, caller_id: str | None, encoding: str) -> None:
+        self.call_id = call_id
+        self.caller_id = caller_id
+        self.encoding = encoding
+        self._driver = driver
+        self._clock: Clock = driver.clock
+        self._decode, self._encode = codec_for(encoding)
+        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._pending_audio = bytearray()
+        self._ended = False
+        self.end_reason = ""
+        self._play_task: asyncio.Task[int] | None = None
+        self._stopped_by_hang_up = False
+        self._sent_frames = 0
+        self._finishing: asyncio.Task[None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    # --- fed by the driver's reader task -----------------------------------------------
+
+    def deliver_audio(self, data: bytes) -> None:
+        if self._ended:
+            return
+        self._pending_audio += data
+        usable = len(self._pending_audio) - len(self._pending_audio) % FRAME_SAMPLES
+        if usable == 0:
+            return
+        pcm = self._decode(bytes(self._pending_audio[:usable]))
+        del self._pending_audio[:usable]
+        for start in range(0, usable, FRAME_SAMPLES):
+            self._put(pcm[start : start + FRAME_SAMPLES].copy())
+
+    def deliver_dtmf(self, digit: str) -> None:
+        if not self._ended:
+            self._put(Dtmf(digit))
+
+    def mark_ended(self, reason: str) -> None:
+        """The call is over for the session: inbound() ends, play() stops at the next frame."""
+        if self._ended:
+            return
+        self._ended = True
+        self.end_reason = reason
+        self._queue.put_nowait(_END)
+
+    def _put(self, item: Inbound) -> None:
+        if self._queue.qsize() >= _INBOUND_MAX_FRAMES:
+            _LOGGER.warning("call %s: inbound audio not read; dropping the oldest frame", self.call_id)
+            self._queue.get_nowait()
+        self._queue.put_nowait(item)
+
+    # --- the Call protocol ----------------------------------------------------------------
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                self._queue.put_nowait(_END)  # a second reader ends too
+                return
+            yield item  # type: ignore[misc]
+
+    async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
+        if self._ended:
+            return 0
+        task = asyncio.current_task()
+        assert task is not None
+        self._play_task = task  # type: ignore[assignment]
+        self._sent_frames = 0
+        try:
+            async with self._driver.mode_lock:
+                if self._ended:
+                    return 0
+                try:
+                    await _safely(self._driver.stop_rx())
+                    await _safely(self._driver.start_tx())
+                    lead = await self._stream(frames)
+                    await _safely(self._driver.end_tx(clear=self._ended, buffered_bytes=lead))
+                except asyncio.CancelledError:
+                    # Barge-in or hang-up: drop what the modem still holds, at once,
+                    # and listen again unless the call is over.
+                    await _safely(self._driver.end_tx(clear=True, buffered_bytes=0))
+                    if not self._ended:
+                        await _safely(self._driver.start_rx())
+                    if not (self._stopped_by_hang_up and task.uncancel() == 0):
+                        raise
+                    return self._sent_frames
+                if not self._ended:
+                    await _safely(self._driver.start_rx())
+        finally:
+            self._play_task = None
+        return self._sent_frames
+
+    async def _stream(self, frames: AsyncIterable[np.ndarray]) -> int:
+        """Send shielded audio paced at 8000 B/s; returns the bytes still buffered at the end."""
+        started = self._clock.monotonic()
+        sent = 0
+        async for frame in frames:
+            if self._ended:
+                break
+            data = self._encode(np.asarray(frame, dtype=np.int16))
+            while sent + len(data) - (self._clock.monotonic() - started) * LINE_RATE_HZ > TX_LEAD_BYTES:
+                await asyncio.sleep(_PACE_POLL_S)
+                if self._ended:
+                    break
+            if self._ended:
+                break
+            await self._driver.write(shield(data))
+            sent += len(data)
+            self._sent_frames += 1
+        return max(0, int(sent - (self._clock.monotonic() - started) * LINE_RATE_HZ))
+
+    async def hang_up(self) -> None:
+        await self._driver.finish_call(self, "box hung up")
+
+    def stop_playing(self) -> None:
+        """Stop a running play() as part of a hang-up: it returns instead of raising."""
+        task = self._play_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            self._stopped_by_hang_up = True
+            task.cancel()
