@@ -62,13 +62,21 @@ class Appliance:
 
     async def serve(self, line: LineDriver) -> None:
         """Answer every call on ``line``, each in its own task, until the line closes."""
-        async with asyncio.TaskGroup() as calls:
+        calls: set[asyncio.Task[None]] = set()
+        try:
             async for incoming in line.incoming():
-                calls.create_task(self._answer_isolated(incoming, line.name))
+                task = asyncio.create_task(self._answer_isolated(incoming, line.name))
+                calls.add(task)
+                task.add_done_callback(calls.discard)
+        finally:
+            # The line is gone (or we are stopping): end the calls still running on it.
+            for task in calls:
+                task.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
 
     async def _answer_isolated(self, incoming: IncomingCall, line_name: str) -> None:
-        # A TaskGroup cancels every task when one fails: one call's broken store
-        # write must not hang up on the callers of the other lines.
+        # One call's failure (a broken store write) must never reach the others,
+        # nor stop the line: it is logged and the line keeps answering.
         try:
             await self.answer(incoming, line_name=line_name)
         except Exception:

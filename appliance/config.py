@@ -57,7 +57,7 @@ class SpeechSettings:
 @dataclass(frozen=True, kw_only=True)
 class Config:
     line: str = "sim"
-    """``sim`` (the simulated line); the modem drivers come with their own issue."""
+    """``sim``, ``modem:<port>[,profile=...]`` or ``gsm:<port>,audio=<port>`` (``appliance.line.factory``)."""
     data_dir: Path = Path("var")
     practice: str = "demo"
     """A built-in practice name, or a practice TOML file."""
@@ -66,8 +66,9 @@ class Config:
     models: ModelChoice = field(default_factory=ModelChoice)
 
     def __post_init__(self) -> None:
-        if self.line != "sim" and not self.line.startswith("sim:"):
-            raise ConfigError(f"line: only the simulated line 'sim' is available yet, got {self.line!r}")
+        from appliance.line.factory import parse_line  # validates; the driver is opened at run time
+
+        parse_line(self.line)
 
     @property
     def db_path(self) -> Path:

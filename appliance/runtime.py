@@ -18,7 +18,7 @@ from pathlib import Path
 
 from appliance.app import Appliance
 from appliance.config import Config
-from appliance.line.sim.line import SimLine
+from appliance.line.factory import open_line
 from appliance.speech.loading import load_speech
 from appliance.system.notify import notify
 
@@ -54,24 +54,30 @@ def run_box(
 
 
 async def _serve(box: Appliance) -> None:
-    line = SimLine(realtime=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    notify("READY=1")
-    notify(f"STATUS=answering on {line.name}")
-    serving = asyncio.create_task(box.serve(line))
-    await stop.wait()
-    notify("STOPPING=1")
-    await line.close()
-    serving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
+    config = box.config
+    async with open_line(config.line, box.clock, max_call_s=config.speech.max_call_s) as line:
+        notify("READY=1")
+        notify(f"STATUS=answering on {line.name}: {line.health().detail}")
+        serving = asyncio.create_task(box.serve(line))
+        stopping = asyncio.create_task(stop.wait())
+        _, pending = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        notify("STOPPING=1")
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if serving.done() and not serving.cancelled() and serving.exception() is not None:
+            raise serving.exception()  # e.g. the modem was unplugged: systemd restarts us
 
 
 def _banner(config: Config, box: Appliance) -> str:
     web = f"http://{config.web.host}:{config.web.port}"
+    if config.line != "sim":
+        return f"\nThe box is answering for {box.practice.name} on {config.line}.\n  web page:     {web}\n"
     return (
         f"\nThe box is answering for {box.practice.name} on the simulated line.\n"
         f"  web page:     {web}\n"

@@ -1,0 +1,89 @@
+"""Which line the box answers on, from the configuration's ``line`` string.
+
+    "sim"                               the simulated line (test calls only)
+    "modem:<url>"                       a V.253 USB voice modem, e.g. modem:/dev/ttyACM0
+    "modem:<url>,profile=cx930xx"       ... with its chipset named instead of detected
+    "gsm:<url>,audio=<url>"             a SIM7600 GSM module: AT port and PCM audio port
+
+URLs are anything pyserial's ``serial_for_url`` opens (a device, a pty,
+``socket://``, ``rfc2217://``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from appliance.clock import Clock
+from appliance.errors import ConfigError
+from appliance.line.base import LineDriver
+from appliance.line.sim.line import SimLine
+
+KINDS = ("sim", "modem", "gsm")
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    kind: str
+    url: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str) -> str | None:
+        return dict(self.options).get(name)
+
+
+_OPTIONS = {"sim": (), "modem": ("profile",), "gsm": ("audio", "profile")}
+
+
+def parse_line(text: str) -> LineSpec:
+    """Validate a ``line`` setting; every mistake says what a valid one looks like."""
+    kind, _, rest = text.partition(":")
+    if kind not in KINDS:
+        raise ConfigError(f"line must start with one of {', '.join(KINDS)} (e.g. 'modem:/dev/ttyACM0'), got {text!r}")
+    if kind == "sim":
+        return LineSpec("sim")
+    url, *extras = rest.split(",")
+    if not url:
+        raise ConfigError(f"line {text!r}: the {kind} needs a port, e.g. '{kind}:/dev/ttyACM0'")
+    options = []
+    for extra in extras:
+        name, eq, value = extra.partition("=")
+        if not eq or name not in _OPTIONS[kind] or not value:
+            known = ", ".join(f"{o}=..." for o in _OPTIONS[kind]) or "none"
+            raise ConfigError(f"line {text!r}: unknown option {extra!r} (options for {kind}: {known})")
+        options.append((name, value))
+    spec = LineSpec(kind, url, tuple(options))
+    if kind == "gsm" and spec.option("audio") is None:
+        raise ConfigError(f"line {text!r}: a GSM module needs its audio port, e.g. ',audio=/dev/ttyUSB4'")
+    return spec
+
+
+@contextlib.asynccontextmanager
+async def open_line(text: str, clock: Clock, *, realtime_sim: bool = True, max_call_s: float = 900.0) -> AsyncIterator[LineDriver]:
+    """The started line driver for ``text``; closed on exit."""
+    spec = parse_line(text)
+    match spec.kind:
+        case "sim":
+            line = SimLine(realtime=realtime_sim)
+            try:
+                yield line
+            finally:
+                await line.close()
+        case "modem":
+            from appliance.line.voice_modem import VoiceModemDriver
+
+            async with VoiceModemDriver(
+                spec.url, clock=clock, profile_name=spec.option("profile"), max_call_s=max_call_s
+            ) as modem:
+                yield modem
+        case "gsm":
+            from appliance.line.gsm import GsmDriver
+
+            gsm = GsmDriver(spec.url, audio_url=spec.option("audio"), clock=clock,
+                            profile_name=spec.option("profile") or "sim7600")
+            await gsm.start()
+            try:
+                yield gsm
+            finally:
+                await gsm.close()
