@@ -78,6 +78,9 @@ _MAX_DIGITS: Final = 16
 
 
 _EXPECT_BY_ASK: Final = {
+    # The opening request is the longest answer and has pauses ("Bonjour, ... euh ...");
+    # cutting it at the first comma makes a half-duplex line talk over the caller.
+    "request": "long",
     "confirm": "short",
     "anything_else": "short",
     "choice": "normal",
@@ -214,6 +217,7 @@ class AudioSpeaker:
                     next_pcm.cancel()
 
         sent = await self._call.play(frames())
+        self._call.discard_received()  # what came in while the box spoke is not the next turn
         return sent * FRAME_MS
 
 

@@ -29,7 +29,7 @@ def test_the_box_answers_a_modem_call_speaks_its_greeting_and_logs_the_hang_up(s
     async def run() -> tuple[bytes, list[str], str | None]:
         box = Appliance(config, clock=FixedClock(NOW), speech=speech)
         try:
-            with VoiceModemSim("usr5637", clock=line_clock).start() as sim:
+            with VoiceModemSim("usr5637", clock=line_clock) as sim:
                 async with open_line(f"modem:{sim.path}", line_clock) as line:
                     serving = asyncio.create_task(box.serve(line))
                     sim.ring("0612345678")

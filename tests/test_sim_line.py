@@ -91,3 +91,18 @@ def test_playback_is_recorded_and_stops_once_the_call_has_ended() -> None:
         return sent, len(call.received)
 
     assert asyncio.run(scenario()) == (4, 4)
+
+
+def test_audio_received_while_the_box_spoke_is_dropped_but_keys_and_the_end_are_kept() -> None:
+    async def scenario() -> tuple[int, list[object]]:
+        call = SimLine().place_call(None)
+        call.hold()
+        call.send_audio([np.ones(FRAME_SAMPLES, dtype=np.int16)] * 3)
+        call.send_dtmf("4")
+        call.caller_hangs_up()
+        dropped = call.discard_received()
+        return dropped, [item async for item in call.inbound()]
+
+    dropped, items = asyncio.run(scenario())
+    assert dropped == 3
+    assert items == [Dtmf("4")]

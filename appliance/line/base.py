@@ -9,9 +9,10 @@ implement these protocols.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, AsyncIterable
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,8 +48,30 @@ class Call(Protocol):
 
     async def hang_up(self) -> None: ...
 
+    def discard_received(self) -> int:
+        """Drop the audio frames received but not yet read; keep key presses and the end.
+
+        Called when the box stops talking. Until barge-in exists the box does not
+        listen while it speaks, and on a full-duplex line (GSM) seconds of that
+        audio would otherwise be heard as the caller's next turn.
+        """
+
     @property
     def ended(self) -> bool: ...
+
+
+def drop_queued_audio(queue: asyncio.Queue[Any]) -> int:
+    """``discard_received`` for calls that buffer inbound items in an asyncio queue."""
+    kept, dropped = [], 0
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, np.ndarray):
+            dropped += 1
+        else:
+            kept.append(item)
+    for item in kept:
+        queue.put_nowait(item)
+    return dropped
 
 
 class IncomingCall(Protocol):

@@ -37,7 +37,7 @@ import numpy as np
 from appliance.clock import Clock
 from appliance.errors import LineError
 from appliance.line.at import AtParser, Echo, FinalResult, Garbage, InformationLine, Urc, format_command
-from appliance.line.base import Dtmf, Inbound, LineHealth
+from appliance.line.base import Dtmf, Inbound, LineHealth, drop_queued_audio
 from appliance.line.callerid import CallerIdCollector
 from appliance.line.profile import GsmAudio, ModemProfile, builtin_profiles
 from appliance.line.serial_port import SerialPort
@@ -103,6 +103,9 @@ class GsmCall:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    def discard_received(self) -> int:
+        return drop_queued_audio(self._queue)
 
     async def inbound(self) -> AsyncIterator[Inbound]:
         while True:

@@ -19,7 +19,7 @@ import numpy as np
 from appliance.audio import FRAME_SAMPLES, LINE_RATE_HZ
 from appliance.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from appliance.clock import Clock
-from appliance.line.base import Dtmf, Inbound
+from appliance.line.base import Dtmf, Inbound, drop_queued_audio
 from appliance.line.dle import shield
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ class VoiceModemCall:
         self._queue.put_nowait(item)
 
     # --- the Call protocol ----------------------------------------------------------------
+
+    def discard_received(self) -> int:
+        return drop_queued_audio(self._queue)
 
     async def inbound(self) -> AsyncIterator[Inbound]:
         while True:

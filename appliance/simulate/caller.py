@@ -23,6 +23,7 @@ from appliance.audio.channel import telephone
 from appliance.audio.framing import to_frames
 from appliance.events import AssistantReplied, AudioOutEnded, CallEvent, TranscriptReady
 from appliance.line.sim.line import SimCall
+from appliance.simulate.devices import DeviceCaller
 from appliance.simulate.scenario import CallerVoice, Scenario, ScenarioTurn
 from appliance.speech.tts import Synthesizer
 
@@ -49,7 +50,9 @@ class CallerAudio:
 
 
 class ScriptedCaller:
-    def __init__(self, scenario: Scenario, call: SimCall, *, audio: CallerAudio | None, silence_s: float) -> None:
+    def __init__(
+        self, scenario: Scenario, call: SimCall | DeviceCaller, *, audio: CallerAudio | None, silence_s: float
+    ) -> None:
         self.scenario = scenario
         self.call = call
         self.audio = audio

@@ -23,6 +23,7 @@ from appliance.config import Config
 from appliance.errors import ApplianceError, ConfigError, ScenarioError
 from appliance.line.sim.line import SimLine
 from appliance.simulate.caller import CallerAudio, ScriptedCaller
+from appliance.simulate.devices import device_line, device_of
 from appliance.simulate.report import build_report
 from appliance.simulate.scenario import Scenario, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
@@ -50,15 +51,25 @@ async def simulate(
     except ConfigError as err:
         raise ScenarioError(f"{scenario.path}: practice {scenario.practice!r}: {err.detail}") from err
     try:
-        line = SimLine()
-        call = line.place_call(scenario.caller_id)
         audio = None
         if mode == "audio":
             assert speech is not None
             audio = CallerAudio(_caller_voice(scenario, speech, config), scenario.caller)
-        caller = ScriptedCaller(scenario, call, audio=audio, silence_s=config.speech.endpoint.no_input_s)
-        incoming = await anext(line.incoming())
-        result = await box.answer(incoming, line_name="sim", text_mode=mode == "text", on_event=caller.observe)
+        device = device_of(scenario.line)
+        if device is None:
+            line = SimLine()
+            call = line.place_call(scenario.caller_id)
+            caller = ScriptedCaller(scenario, call, audio=audio, silence_s=config.speech.endpoint.no_input_s)
+            incoming = await anext(line.incoming())
+            result = await box.answer(incoming, line_name="sim", text_mode=mode == "text", on_event=caller.observe)
+        else:
+            if mode != "audio":
+                raise ScenarioError(f"{scenario.path}: line {scenario.line!r} carries audio only: use --audio")
+            async with device_line(device, scenario.caller_id) as (device_driver, device_caller):
+                caller = ScriptedCaller(scenario, device_caller, audio=audio,
+                                        silence_s=config.speech.endpoint.no_input_s)
+                incoming = await anext(device_driver.incoming())
+                result = await box.answer(incoming, line_name=scenario.line, on_event=caller.observe)
         if caller.failure is not None:
             raise caller.failure
         _pair_with_script(result, caller.said_before_transcript)

@@ -15,13 +15,14 @@ from typing import Any, Final
 
 from appliance.dialogue.reply import ASKS
 from appliance.errors import ScenarioError
+from appliance.simulate.devices import device_of
 
 OUTCOMES: Final = ("booked", "cancelled", "rescheduled", "message", "emergency", "transferred", "abandoned", "answered")
 CATEGORIES: Final = ("prescription", "certificate", "sick_note", "results", "admin", "callback", "emergency", "other")
 CHANNELS: Final = ("g711-ulaw", "g711-alaw", "linear")
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_FR: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_TOP: Final = {"title", "now", "caller_id", "practice", "caller", "turn", "expect"}
+_TOP: Final = {"title", "now", "caller_id", "practice", "line", "caller", "turn", "expect"}
 _CALLER: Final = {"voice", "channel", "noise_db"}
 _TURN: Final = {"say", "dtmf", "silence_s", "hangup", "when"}
 _EXPECT: Final = {
@@ -80,6 +81,8 @@ class Scenario:
     now: datetime
     caller_id: str | None
     practice: str
+    line: str
+    """``sim`` (the in-process line) or a simulated device: ``sim:usr5637``, ``sim:cx93001``, ``sim:sim7600``."""
     caller: CallerVoice
     turns: tuple[ScenarioTurn, ...]
     expect: Expect
@@ -158,6 +161,11 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
     if not isinstance(practice, str) or not practice:
         raise src.error(src.of_key("practice"), "'practice' must be a built-in name such as \"demo\" or a file path")
 
+    line = raw.get("line", "sim")
+    try:
+        device_of(line if isinstance(line, str) else repr(line))
+    except ScenarioError as err:
+        raise src.error(src.of_key("line"), err.detail) from None
     caller = _parse_caller(raw.get("caller", {}), src)
     turns = _parse_turns(raw.get("turn", []), src)
     expect = _parse_expect(raw.get("expect", {}), src)
@@ -167,6 +175,7 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
         now=now,
         caller_id=caller_id.replace(" ", "") or None,
         practice=practice,
+        line=line,
         caller=caller,
         turns=turns,
         expect=expect,

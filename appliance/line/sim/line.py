@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.audio import FRAME_MS, FRAME_SAMPLES
-from appliance.line.base import Dtmf, Inbound, LineHealth
+from appliance.line.base import Dtmf, Inbound, LineHealth, drop_queued_audio
 
 _LOGGER = logging.getLogger(__name__)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -114,6 +114,9 @@ class SimCall:
 
     async def hang_up(self) -> None:
         self._end()
+
+    def discard_received(self) -> int:
+        return drop_queued_audio(self._audio)
 
     @property
     def ended(self) -> bool:

@@ -1,0 +1,44 @@
+"""`appliance simulate` through simulated devices and the real line drivers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from appliance.config import Config
+from appliance.errors import ScenarioError
+from appliance.simulate.runner import simulate
+from appliance.simulate.scenario import load_scenario
+
+from .conftest import SCENARIOS
+
+
+def _on_line(tmp_path: Path, line: str) -> Path:
+    text = (SCENARIOS / "book_basic.toml").read_text(encoding="utf-8")
+    path = tmp_path / "call.toml"
+    path.write_text(text.replace('practice = "demo"\n', f'practice = "demo"\nline = "{line}"\n'), encoding="utf-8")
+    return path
+
+
+def test_an_unknown_device_is_named_with_its_line_number(tmp_path: Path) -> None:
+    path = _on_line(tmp_path, "sim:zoom9999")
+    with pytest.raises(ScenarioError, match=rf"{path}:6: line must be one of sim, sim:usr5637"):
+        load_scenario(path)
+
+
+def test_a_device_line_needs_audio(tmp_path: Path) -> None:
+    config = replace(Config(), data_dir=tmp_path / "data")
+    with pytest.raises(ScenarioError, match="carries audio only"):
+        asyncio.run(simulate(load_scenario(_on_line(tmp_path, "sim:usr5637")), mode="text", config=config))
+
+
+@pytest.mark.models
+def test_book_basic_books_through_the_voice_modem_driver_on_the_usr5637_simulator(speech, tmp_path: Path) -> None:
+    config = replace(Config(), data_dir=tmp_path / "data")
+    report = asyncio.run(simulate(load_scenario(_on_line(tmp_path, "sim:usr5637")), mode="audio",
+                                  config=config, speech=speech))
+    assert report["expect"] == {"passed": True, "failures": []}, report["turns"]
+    assert report["events"][0]["line"] == "sim:usr5637"
