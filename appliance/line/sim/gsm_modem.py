@@ -33,7 +33,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
 import select
 import threading
 from collections.abc import Callable
@@ -43,12 +42,12 @@ from typing import Final, Literal
 from appliance.clock import Clock
 from appliance.line.profile import ModemProfile, builtin_profiles
 from appliance.line.sim.atcommand import CommandError, normalize, split_extended
+from appliance.line.sim.actions import SUBMIT_TIMEOUT_S, ActionInbox
 from appliance.line.sim.pty_endpoint import EndpointClosed, PtyEndpoint, TranscriptEntry
 
 _LOGGER = logging.getLogger(__name__)
 
 _POLL_S: Final = 0.002  # real seconds; well under one 20 ms frame even at a 10x clock
-_SUBMIT_TIMEOUT_S: Final = 5.0
 _FRAME_S: Final = 0.02
 _MAX_LINE: Final = 512  # longer command lines answer ERROR
 _MAX_BODY: Final = 1024  # SMS body bytes before the module gives up
@@ -125,9 +124,7 @@ class GsmModemSim:
         self.control = PtyEndpoint(clock=clock)
         self.audio = PtyEndpoint(clock=clock)
         self._lock = threading.RLock()
-        self._inbox: queue.SimpleQueue[tuple[Callable[[], object], list[object], threading.Event]] = (
-            queue.SimpleQueue()
-        )
+        self._inbox = ActionInbox("GSM module", self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -182,7 +179,7 @@ class GsmModemSim:
         """Stop the thread and close the ptys; re-raise whatever crashed the thread."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=_SUBMIT_TIMEOUT_S)
+            self._thread.join(timeout=SUBMIT_TIMEOUT_S)
         self.control.close()
         self.audio.close()
         if self._error is not None:
@@ -245,18 +242,7 @@ class GsmModemSim:
         return self.control.transcript()
 
     def _submit(self, action: Callable[[], object]) -> None:
-        """Run ``action`` on the simulator thread (state has one owner) and wait for it."""
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                action()
-            return
-        done = threading.Event()
-        failure: list[object] = []
-        self._inbox.put((action, failure, done))
-        if not done.wait(_SUBMIT_TIMEOUT_S):
-            raise TimeoutError("the GSM module simulator thread did not respond")
-        if failure:
-            raise failure[0]  # type: ignore[misc]
+        self._inbox.submit(action, self._thread)
 
     # --- thread ------------------------------------------------------------------------
 
@@ -269,7 +255,7 @@ class GsmModemSim:
                     writers.append(self.audio)
                 readable, _, _ = select.select(ends, writers, [], _POLL_S)
                 with self._lock:
-                    self._drain_inbox()
+                    self._inbox.drain()
                     if self.control.closed:
                         break
                     self._tick(self._clock.monotonic())
@@ -284,19 +270,8 @@ class GsmModemSim:
             _LOGGER.exception("GSM module simulator failed")
             self._error = err
         finally:
-            self._drain_inbox()
+            self._inbox.drain()
 
-    def _drain_inbox(self) -> None:
-        while True:
-            try:
-                action, failure, done = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                action()
-            except Exception as err:  # handed back to the caller of _submit
-                failure.append(err)
-            done.set()
 
     def _flush(self) -> None:
         if self._out and not self.control.closed:

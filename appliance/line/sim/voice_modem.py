@@ -33,7 +33,6 @@ import bisect
 import heapq
 import itertools
 import logging
-import queue
 import select
 import threading
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from appliance.line.profile import ModemProfile, builtin_profiles
 from appliance.line.sim.atcommand import CommandError, extended_end, ints, normalize, split_extended
 from appliance.line.sim.dlecodec import DteStream, shield
 from appliance.line.sim.identities import IDENTITIES, Format
+from appliance.line.sim.actions import SUBMIT_TIMEOUT_S, ActionInbox
 from appliance.line.sim.pty_endpoint import EndpointClosed, PtyEndpoint, TranscriptEntry
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,7 +59,6 @@ _MAX_LINE: Final = 255  # V.250 command line buffer; longer lines are an ERROR
 _OUT_LIMIT: Final = 16_384  # pending DCE→DTE bytes before +VRX audio is dropped (DTE not reading)
 _DTMF_REPEAT_S: Final = 0.07  # shielded style repeats the digit every 70 ms while held (1.7)
 _BUSY_REPEAT_S: Final = 4.0  # <DLE>b repeated every ~4 s (1.7)
-_SUBMIT_TIMEOUT_S: Final = 5.0
 _DTMF_KEYS: Final = frozenset("0123456789*#ABCD")
 _NUMERIC: Final = {"OK": 0, "CONNECT": 1, "RING": 2, "NO CARRIER": 3, "ERROR": 4}  # V.250 V0 codes
 
@@ -133,9 +132,7 @@ class VoiceModemSim:
         self._triple_exit = tx_end_requires_triple_dle
         self.endpoint = PtyEndpoint(clock=clock)
         self._lock = threading.RLock()
-        self._inbox: queue.SimpleQueue[tuple[Callable[[], object], list[object], threading.Event]] = (
-            queue.SimpleQueue()
-        )
+        self._inbox = ActionInbox("modem", self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -179,7 +176,7 @@ class VoiceModemSim:
         """Stop the thread and close the pty; re-raise whatever crashed the thread."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=_SUBMIT_TIMEOUT_S)
+            self._thread.join(timeout=SUBMIT_TIMEOUT_S)
         self.endpoint.close()
         if self._error is not None:
             raise RuntimeError("the modem simulator thread failed") from self._error
@@ -249,18 +246,7 @@ class VoiceModemSim:
         return self.endpoint.transcript()
 
     def _submit(self, action: Callable[[], object]) -> None:
-        """Run ``action`` on the simulator thread (state has one owner) and wait for it."""
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                action()
-            return
-        done = threading.Event()
-        failure: list[object] = []
-        self._inbox.put((action, failure, done))
-        if not done.wait(_SUBMIT_TIMEOUT_S):
-            raise TimeoutError("the modem simulator thread did not respond")
-        if failure:
-            raise failure[0]  # type: ignore[misc]
+        self._inbox.submit(action, self._thread)
 
     # --- thread ------------------------------------------------------------------------
 
@@ -270,7 +256,7 @@ class VoiceModemSim:
                 fd = self.endpoint.fileno()
                 readable, _, _ = select.select([fd], [fd] if self._out else [], [], _POLL_S)
                 with self._lock:
-                    self._drain_inbox()
+                    self._inbox.drain()
                     if self.endpoint.closed:
                         break
                     # Drain to "now" before taking new input: after a stall of this thread
@@ -285,19 +271,8 @@ class VoiceModemSim:
             _LOGGER.exception("modem simulator failed")
             self._error = err
         finally:
-            self._drain_inbox()
+            self._inbox.drain()
 
-    def _drain_inbox(self) -> None:
-        while True:
-            try:
-                action, failure, done = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                action()
-            except Exception as err:  # handed back to the caller of _submit
-                failure.append(err)
-            done.set()
 
     def _flush(self) -> None:
         if self._out and not self.endpoint.closed:
