@@ -54,19 +54,20 @@ class SpeechModels:
     vad_threshold: float
     recognizer: Recognizer
     synthesizer: Synthesizer
-    catalog: ModelCatalog
-    tts_name: str
-    """The TTS model's manifest name, for other voices of the same model."""
+    tts_dir: Path
+    """The verified TTS model directory, for other voices of the same model."""
     load_s: dict[str, float] = field(default_factory=dict)
+    _voices: dict[str, Synthesizer] = field(default_factory=dict, repr=False)
 
     def new_vad(self) -> VoiceActivity:
         """VAD state is per call; the model file is tiny and loads in milliseconds."""
         return SileroVad(self.vad_dir, threshold=self.vad_threshold)
 
     def caller_voice(self, voice: str) -> Synthesizer:
-        """The simulated caller's voice: the same TTS model, another speaker."""
-        directory = self.catalog.ensure(self.tts_name)
-        return KokoroSynthesizer(directory, KokoroSettings(voice=voice))
+        """The simulated caller's voice: the same TTS model, another speaker (loaded once)."""
+        if voice not in self._voices:
+            self._voices[voice] = KokoroSynthesizer(self.tts_dir, KokoroSettings(voice=voice))
+        return self._voices[voice]
 
 
 def _expect_runtime(catalog: ModelCatalog, name: str, role: str, runtimes: tuple[str, ...]) -> ModelManifest:
@@ -125,8 +126,7 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
         vad_threshold=threshold,
         recognizer=recognizer,
         synthesizer=synthesizer,
-        catalog=catalog,
-        tts_name=choice.tts,
+        tts_dir=tts_dir,
         load_s=timings,
     )
     _LOGGER.info("speech models ready in %.1f s", sum(timings.values()))

@@ -6,6 +6,8 @@ line. It shows that the box is alive and what it did today.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import uvicorn
@@ -35,18 +37,21 @@ _OUTCOMES = {
 
 def create_app(config: Config) -> Starlette:
     clock = SystemClock()
+    # One connection for the process (WAL: the core keeps writing while we read),
+    # opened with the app rather than per request, so migrations are checked once.
+    db = Store.open(config.db_path)
 
-    def store() -> Store:
-        return Store.open(config.db_path)
-
-    async def home(request: Request) -> HTMLResponse:
-        db = store()
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            since = clock.now() - timedelta(days=1)  # recent_calls answers in since's zone
-            calls = queries.recent_calls(db, since)
-            practice_name = queries.practice_name(db)
+            yield
         finally:
             db.close()
+
+    async def home(request: Request) -> HTMLResponse:
+        since = clock.now() - timedelta(days=1)  # recent_calls answers in since's zone
+        calls = queries.recent_calls(db, since)
+        practice_name = queries.practice_name(db)
         page = _TEMPLATES.get_template("home.html").render(
             practice=practice_name or "—",
             calls=calls,
@@ -58,11 +63,10 @@ def create_app(config: Config) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "time": datetime.now().isoformat(timespec="seconds")})
 
-    return Starlette(routes=[Route("/", home), Route("/healthz", health)])
+    return Starlette(routes=[Route("/", home), Route("/healthz", health)], lifespan=lifespan)
 
 
 def serve(config: Config) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    Store.open(config.db_path).close()  # migrations done before the first request
     uvicorn.run(create_app(config), host=config.web.host, port=config.web.port, log_level="warning")
     return 0

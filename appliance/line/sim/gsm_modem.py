@@ -34,7 +34,6 @@ import heapq
 import itertools
 import logging
 import select
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -42,8 +41,8 @@ from typing import Final, Literal
 from appliance.clock import Clock
 from appliance.line.profile import ModemProfile, builtin_profiles
 from appliance.line.sim.atcommand import CommandError, normalize, split_extended
-from appliance.line.sim.actions import SUBMIT_TIMEOUT_S, ActionInbox
-from appliance.line.sim.pty_endpoint import EndpointClosed, PtyEndpoint, TranscriptEntry
+from appliance.line.sim.device import DeviceSim
+from appliance.line.sim.pty_endpoint import PtyEndpoint, TranscriptEntry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,8 +94,10 @@ class GsmSimStats:
     commands: tuple[str, ...]  # every command line the DTE sent, in order
 
 
-class GsmModemSim:
+class GsmModemSim(DeviceSim):
     """One simulated GSM module: an AT pty and an audio pty, run by its own thread."""
+
+    kind = "gsm-module"
 
     def __init__(
         self,
@@ -114,6 +115,7 @@ class GsmModemSim:
             raise ValueError(f"no GSM module simulation for profile {profile_name!r}")
         if profile_name != "sim7600":  # EC25 (QPCMV, ccinfo, QTONEDET) and SIM800: not yet
             raise ValueError(f"{profile_name}: only the SIM7600 is simulated so far")
+        super().__init__(profile_name)
         self.profile: ModemProfile = profile
         self._clock = clock
         self._ring_period_s = ring_period_s
@@ -123,11 +125,6 @@ class GsmModemSim:
         self._sms_delay_s = sms_delay_s
         self.control = PtyEndpoint(clock=clock)
         self.audio = PtyEndpoint(clock=clock)
-        self._lock = threading.RLock()
-        self._inbox = ActionInbox("GSM module", self._lock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._indexes = itertools.count(1)
@@ -170,26 +167,9 @@ class GsmModemSim:
     def audio_path(self) -> str:
         return self.audio.path
 
-    def start(self) -> GsmModemSim:
-        self._thread = threading.Thread(target=self._run, name=f"gsm-sim-{self.profile.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop the thread and close the ptys; re-raise whatever crashed the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=SUBMIT_TIMEOUT_S)
+    def _close_ports(self) -> None:
         self.control.close()
         self.audio.close()
-        if self._error is not None:
-            raise RuntimeError("the GSM module simulator thread failed") from self._error
-
-    def __enter__(self) -> GsmModemSim:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def ring(self, number: str | None) -> None:
         """A call arrives from ``number`` (None: the caller withholds it)."""
@@ -241,36 +221,27 @@ class GsmModemSim:
     def transcript(self) -> tuple[TranscriptEntry, ...]:
         return self.control.transcript()
 
-    def _submit(self, action: Callable[[], object]) -> None:
-        self._inbox.submit(action, self._thread)
-
     # --- thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set() and not self.control.closed:
-                ends = [e for e in (self.control, self.audio) if not e.closed]
-                writers = [self.control] if self._out else []
-                if self._audio_out and not self.audio.closed:
-                    writers.append(self.audio)
-                readable, _, _ = select.select(ends, writers, [], _POLL_S)
-                with self._lock:
-                    self._inbox.drain()
-                    if self.control.closed:
-                        break
-                    self._tick(self._clock.monotonic())
-                    if self.control in readable:
-                        self._on_control_bytes(self.control.read())
-                    if self.audio in readable and not self.audio.closed:
-                        self._on_uplink(self.audio.read())
-                    self._flush()
-        except EndpointClosed:
-            pass
-        except BaseException as err:  # surfaced by close(): a dead simulator must fail the test
-            _LOGGER.exception("GSM module simulator failed")
-            self._error = err
-        finally:
-            self._inbox.drain()
+    def _ports_open(self) -> bool:
+        return not self.control.closed
+
+    def _poll(self) -> object:
+        ends = [e for e in (self.control, self.audio) if not e.closed]
+        writers = [self.control] if self._out else []
+        if self._audio_out and not self.audio.closed:
+            writers.append(self.audio)
+        readable, _, _ = select.select(ends, writers, [], _POLL_S)
+        return readable
+
+    def _serve(self, ready: object) -> None:
+        assert isinstance(ready, list)
+        self._tick(self._clock.monotonic())
+        if self.control in ready:
+            self._on_control_bytes(self.control.read())
+        if self.audio in ready and not self.audio.closed:
+            self._on_uplink(self.audio.read())
+        self._flush()
 
 
     def _flush(self) -> None:

@@ -12,10 +12,8 @@ other. It reads only chipset facts from ``appliance.line.profile`` (ring style,
 caller-ID spacing, DLE codes, quirk flags); the answers a profile file does not
 hold (``ATI3`` text, the ``+VSM=?`` listing) are in ``IDENTITIES``, from 6.2.
 
-Why a thread and not an asyncio task: the driver under test runs its own event
-loop, and a simulator on that loop would stall whenever the driver stalls it, the
-very bug (a loop not drained every 20 ms) these tests must catch. One thread per
-modem with a 2 ms ``select`` poll fits a 2-core CI machine (6.1).
+It runs on its own thread (``DeviceSim`` says why) with a 2 ms ``select`` poll,
+which fits a 2-core CI machine (6.1).
 
 Time. Everything is paced by the injected clock's ``monotonic()``: 8000 B/s of
 audio, ring cadence, caller-ID delay, ``+VTS`` durations. With ``ScaledClock(10)``
@@ -32,9 +30,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import logging
 import select
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -44,10 +40,9 @@ from appliance.line.profile import ModemProfile, builtin_profiles
 from appliance.line.sim.atcommand import CommandError, extended_end, ints, normalize, split_extended
 from appliance.line.sim.dlecodec import DteStream, shield
 from appliance.line.sim.identities import IDENTITIES, Format
-from appliance.line.sim.actions import SUBMIT_TIMEOUT_S, ActionInbox
-from appliance.line.sim.pty_endpoint import EndpointClosed, PtyEndpoint, TranscriptEntry
+from appliance.line.sim.device import DeviceSim
+from appliance.line.sim.pty_endpoint import PtyEndpoint, TranscriptEntry
 
-_LOGGER = logging.getLogger(__name__)
 
 _DLE: Final = 0x10
 _ETX: Final = 0x03
@@ -95,8 +90,10 @@ class SimStats:
     protocol_violations: tuple[str, ...]
 
 
-class VoiceModemSim:
+class VoiceModemSim(DeviceSim):
     """One simulated voice modem on its own pty, run by its own thread."""
+
+    kind = "modem"
 
     def __init__(
         self,
@@ -116,6 +113,7 @@ class VoiceModemSim:
         if profile is None or profile.kind != "analog" or profile_name not in IDENTITIES:
             raise ValueError(f"no analog modem simulation for profile {profile_name!r}")
         assert profile.dle is not None  # guaranteed for kind == "analog" by ModemProfile
+        super().__init__(profile_name)
         self.profile: ModemProfile = profile
         self._dle = profile.dle
         self._id = IDENTITIES[profile_name]
@@ -131,11 +129,6 @@ class VoiceModemSim:
         self._vrx_requires_vls5 = vrx_requires_vls5
         self._triple_exit = tx_end_requires_triple_dle
         self.endpoint = PtyEndpoint(clock=clock)
-        self._lock = threading.RLock()
-        self._inbox = ActionInbox("modem", self._lock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
         self._out = bytearray()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -167,25 +160,8 @@ class VoiceModemSim:
         """The clock pacing the simulator; give the same one to the driver under test."""
         return self._clock
 
-    def start(self) -> VoiceModemSim:
-        self._thread = threading.Thread(target=self._run, name=f"modem-sim-{self.profile.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop the thread and close the pty; re-raise whatever crashed the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=SUBMIT_TIMEOUT_S)
+    def _close_ports(self) -> None:
         self.endpoint.close()
-        if self._error is not None:
-            raise RuntimeError("the modem simulator thread failed") from self._error
-
-    def __enter__(self) -> VoiceModemSim:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def ring(self, number: str | None, name: str | None = None, *, cid: str = "bellcore") -> None:
         """A call arrives: RING every ``ring_period_s``, caller ID per ``cid``.
@@ -245,33 +221,23 @@ class VoiceModemSim:
     def transcript(self) -> tuple[TranscriptEntry, ...]:
         return self.endpoint.transcript()
 
-    def _submit(self, action: Callable[[], object]) -> None:
-        self._inbox.submit(action, self._thread)
-
     # --- thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set() and not self.endpoint.closed:
-                fd = self.endpoint.fileno()
-                readable, _, _ = select.select([fd], [fd] if self._out else [], [], _POLL_S)
-                with self._lock:
-                    self._inbox.drain()
-                    if self.endpoint.closed:
-                        break
-                    # Drain to "now" before taking new input: after a stall of this thread
-                    # the buffer must not look fuller than the modem's would be.
-                    self._tick(self._clock.monotonic())
-                    if readable:
-                        self._on_dte_bytes(self.endpoint.read())
-                    self._flush()
-        except EndpointClosed:
-            pass
-        except BaseException as err:  # surfaced by close(): a dead simulator must fail the test
-            _LOGGER.exception("modem simulator failed")
-            self._error = err
-        finally:
-            self._inbox.drain()
+    def _ports_open(self) -> bool:
+        return not self.endpoint.closed
+
+    def _poll(self) -> object:
+        fd = self.endpoint.fileno()
+        readable, _, _ = select.select([fd], [fd] if self._out else [], [], _POLL_S)
+        return readable
+
+    def _serve(self, ready: object) -> None:
+        # Drain to "now" before taking new input: after a stall of this thread
+        # the buffer must not look fuller than the modem's would be.
+        self._tick(self._clock.monotonic())
+        if ready:
+            self._on_dte_bytes(self.endpoint.read())
+        self._flush()
 
 
     def _flush(self) -> None:
