@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from appliance.line.ringing import Ringing
+
 
 @dataclass(frozen=True, slots=True)
 class Dtmf:
@@ -76,6 +78,8 @@ def drop_queued_audio(queue: asyncio.Queue[Any]) -> int:
 
 class IncomingCall(Protocol):
     caller_id: str | None
+    ringing: Ringing
+    """Fed by the driver with every ring; the answering policy waits on it."""
 
     async def answer(self) -> Call: ...
 
