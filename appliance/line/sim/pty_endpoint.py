@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import threading
 import tty
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from appliance.clock import Clock, SystemClock
 _LOGGER = logging.getLogger(__name__)
 
 _READ_CHUNK: Final = 4096  # more than one 20 ms poll of 8 kHz audio even at a 10x scaled clock
+MAX_RANDOM_CHUNK: Final = 700  # telephony.md 6.3: "random chunk sizes (e.g. 1-700 B)"
 
 Direction = Literal["DTE>", "DCE<"]
 
@@ -53,8 +55,12 @@ class TranscriptEntry:
 class PtyEndpoint:
     """One pty pair; the simulator owns the master, the driver opens ``path``."""
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(self, *, clock: Clock | None = None, chunking: random.Random | None = None) -> None:
         self._clock: Clock = clock or SystemClock()
+        # With ``chunking`` each write takes a random 1-700 bytes and leaves the rest
+        # to the simulator's next poll, so the driver's reads split DLE pairs, CRLFs
+        # and URCs where a real USB modem's would. Seeded by the caller: reproducible.
+        self._chunking = chunking
         self._lock = threading.Lock()
         self._transcript: list[TranscriptEntry] = []
         master, slave = os.openpty()
@@ -103,6 +109,8 @@ class PtyEndpoint:
             raise EndpointClosed(self._path)
         if not data:
             return 0
+        if self._chunking is not None:
+            data = data[: self._chunking.randint(1, MAX_RANDOM_CHUNK)]
         # Lock across write and record: once the DTE holds the bytes, a transcript
         # taken by the test must already show them.
         with self._lock:
