@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Final
 
 from appliance.agenda.local import LocalAgenda
+from appliance.answering import AnsweringPolicy
 from appliance.agenda.practice import Practice, resolve_practice
 from appliance.call import CallResult, CallSession
 from appliance.clock import Clock, SystemClock
 from appliance.config import Config
 from appliance.dialogue.secretary import Secretary
+from appliance.errors import LineError
 from appliance.events import CallEvent, event_to_dict
 from appliance.inbox import LocalInbox
 from appliance.line.base import Call, IncomingCall, LineDriver
@@ -56,6 +58,7 @@ class Appliance:
             queries.seed_appointments(self.store, self.practice, self.clock.now())
         self.agenda = LocalAgenda(self.store, self.practice, self.clock)
         self.inbox = LocalInbox(self.store, self.clock)
+        self.answering = AnsweringPolicy(config.answering, self.practice)
 
     def close(self) -> None:
         self.store.close()
@@ -78,7 +81,10 @@ class Appliance:
         # One call's failure (a broken store write) must never reach the others,
         # nor stop the line: it is logged and the line keeps answering.
         try:
-            await self.answer(incoming, line_name=line_name)
+            if await self.answering.take(incoming, self.clock.now()):
+                await self.answer(incoming, line_name=line_name)
+        except LineError as err:  # the caller gave up as the box picked up, the modem balked
+            _LOGGER.warning("a call could not be answered: %s", err.detail)
         except Exception:
             _LOGGER.exception("a call could not be handled")
 

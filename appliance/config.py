@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from appliance.answering import AnsweringSettings
 from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
 
@@ -64,6 +65,8 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     models: ModelChoice = field(default_factory=ModelChoice)
+    answering: AnsweringSettings = field(default_factory=AnsweringSettings)
+    """When the box picks up (office hours, after N rings, never); default: every call at once."""
 
     def __post_init__(self) -> None:
         from appliance.line.factory import parse_line  # validates; the driver is opened at run time
@@ -92,7 +95,13 @@ def load_config(path: Path | None, **overrides: Any) -> Config:
         raise ConfigError(f"{path}: {err.detail}" if path else err.detail) from None
 
 
-_NESTED = {"web": WebSettings, "speech": SpeechSettings, "models": ModelChoice, "endpoint": EndpointSettings}
+_NESTED = {
+    "web": WebSettings,
+    "speech": SpeechSettings,
+    "models": ModelChoice,
+    "endpoint": EndpointSettings,
+    "answering": AnsweringSettings,
+}
 
 
 def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:

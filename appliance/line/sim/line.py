@@ -25,11 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.audio import FRAME_MS, FRAME_SAMPLES
+from appliance.clock import SystemClock
+from appliance.errors import LineError
 from appliance.line.base import Dtmf, Inbound, LineHealth, drop_queued_audio
+from appliance.line.ringing import Ringing
+
+MAX_RINGS = 15
 
 _LOGGER = logging.getLogger(__name__)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 _ids = itertools.count(1)
+_MONOTONIC = SystemClock()  # rings are counted in real seconds; the line has no scenario clock
+_RING_PERIOD_S = 5.0
+_FAST_RING_PERIOD_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +167,16 @@ class SimCall:
 
 
 class SimIncomingCall:
-    def __init__(self, call: SimCall) -> None:
+    def __init__(self, call: SimCall, ringing: Ringing) -> None:
         self._call = call
         self.caller_id = call.caller_id
+        self.ringing = ringing
+        self.answered = False
 
     async def answer(self) -> SimCall:
+        if self.ringing.stopped:
+            raise LineError("stopped-ringing", "the call stopped ringing before the box answered")
+        self.answered = True
         return self._call
 
 
@@ -175,13 +188,34 @@ class SimLine:
     def __init__(self, *, realtime: bool = False) -> None:
         self._realtime = realtime
         self._ringing: asyncio.Queue[SimIncomingCall | None] = asyncio.Queue()
+        self._bells: set[asyncio.Task[None]] = set()
         self.calls_placed = 0
 
-    def place_call(self, caller_id: str | None) -> SimCall:
+    def place_call(self, caller_id: str | None, *, gives_up_after_rings: int | None = None) -> SimCall:
+        """Ring the box; the caller hangs up unanswered after ``gives_up_after_rings`` rings.
+
+        Rings come every 5 s on a real-time line (France: 1.5 s on, 3.5 s off) and
+        every 10 ms otherwise, so an answering policy's "after 4 rings" is quick in tests.
+        """
         call = SimCall(f"sim-{next(_ids)}", caller_id or None, realtime=self._realtime)
-        self._ringing.put_nowait(SimIncomingCall(call))
+        incoming = SimIncomingCall(call, Ringing(_MONOTONIC))
+        bell = asyncio.get_running_loop().create_task(self._ring(incoming, gives_up_after_rings))
+        self._bells.add(bell)
+        bell.add_done_callback(self._bells.discard)
+        self._ringing.put_nowait(incoming)
         self.calls_placed += 1
         return call
+
+    async def _ring(self, incoming: SimIncomingCall, gives_up_after: int | None) -> None:
+        period = _RING_PERIOD_S if self._realtime else _FAST_RING_PERIOD_S
+        # A real caller gives up after a minute or so; the bell stops there too.
+        while not incoming.answered and incoming.ringing.rings < MAX_RINGS:
+            if gives_up_after is not None and incoming.ringing.rings >= gives_up_after:
+                incoming.ringing.stop()
+                incoming._call.caller_hangs_up()
+                return
+            incoming.ringing.ring()
+            await asyncio.sleep(period)
 
     async def incoming(self) -> AsyncIterator[SimIncomingCall]:
         while (ringing := await self._ringing.get()) is not None:
@@ -191,4 +225,6 @@ class SimLine:
         return LineHealth(ok=True, device="simulated line", detail=f"{self.calls_placed} test call(s) placed")
 
     async def close(self) -> None:
+        for bell in self._bells:
+            bell.cancel()
         self._ringing.put_nowait(None)
