@@ -25,7 +25,7 @@ def _on_line(tmp_path: Path, line: str) -> Path:
 
 def test_an_unknown_device_is_named_with_its_line_number(tmp_path: Path) -> None:
     path = _on_line(tmp_path, "sim:zoom9999")
-    with pytest.raises(ScenarioError, match=rf"{path}:6: line must be one of sim, sim:usr5637"):
+    with pytest.raises(ScenarioError, match=rf"{path}:6: no simulated device .zoom9999. \(known: sim, sim:usr5637"):
         load_scenario(path)
 
 

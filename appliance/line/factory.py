@@ -1,6 +1,8 @@
 """Which line the box answers on, from the configuration's ``line`` string.
 
     "sim"                               the simulated line (test calls only)
+    "sim:usr5637"                       a simulated device (usr5637, cx93001, multitech, sim7600)
+                                        answered through the real driver on a pty
     "modem:<url>"                       a V.253 USB voice modem, e.g. modem:/dev/ttyACM0
     "modem:<url>,profile=cx930xx"       ... with its chipset named instead of detected
     "gsm:<url>,audio=<url>"             a SIM7600 GSM module: AT port and PCM audio port
@@ -42,7 +44,12 @@ def parse_line(text: str) -> LineSpec:
     if kind not in KINDS:
         raise ConfigError(f"line must start with one of {', '.join(KINDS)} (e.g. 'modem:/dev/ttyACM0'), got {text!r}")
     if kind == "sim":
-        return LineSpec("sim")
+        if not rest:
+            return LineSpec("sim")
+        from appliance.line.sim.devices import device_profile
+
+        device_profile(rest)  # a ConfigError that lists the simulated devices
+        return LineSpec("sim", rest)
     url, *extras = rest.split(",")
     if not url:
         raise ConfigError(f"line {text!r}: the {kind} needs a port, e.g. '{kind}:/dev/ttyACM0'")
@@ -64,6 +71,11 @@ async def open_line(text: str, clock: Clock, *, realtime_sim: bool = True, max_c
     """The started line driver for ``text``; closed on exit."""
     spec = parse_line(text)
     match spec.kind:
+        case "sim" if spec.url:
+            from appliance.line.sim.devices import simulated_device
+
+            async with simulated_device(spec.url, clock, max_call_s=max_call_s) as (_, driver):
+                yield driver
         case "sim":
             line = SimLine(realtime=realtime_sim)
             try:

@@ -18,16 +18,14 @@ import numpy as np
 
 from appliance.audio.g711 import alaw_encode, ulaw_encode
 from appliance.clock import ScaledClock
-from appliance.errors import ScenarioError
+from appliance.errors import ConfigError, ScenarioError
 from appliance.line.base import LineDriver
-from appliance.line.factory import open_line
+from appliance.line.sim.devices import device_profile, simulated_device
 from appliance.line.sim.gsm_modem import GsmModemSim
 from appliance.line.sim.identities import IDENTITIES
 from appliance.line.sim.voice_modem import VoiceModemSim
 
 _KEY_INTERVAL_S: Final = 0.25  # between two key presses of one entry (a brisk caller)
-# Scenario names → simulator profiles (the reference calls the Conexant chip CX93001).
-DEVICES: Final = {"usr5637": "usr5637", "cx93001": "cx930xx", "cx930xx": "cx930xx", "sim7600": "sim7600"}
 
 
 def device_of(line: str) -> str | None:
@@ -35,10 +33,12 @@ def device_of(line: str) -> str | None:
     if line == "sim":
         return None
     kind, _, name = line.partition(":")
-    if kind != "sim" or name not in DEVICES:
-        known = ", ".join(["sim", *(f"sim:{d}" for d in DEVICES)])
-        raise ScenarioError(f"line must be one of {known}, got {line!r}")
-    return DEVICES[name]
+    if kind != "sim":
+        raise ScenarioError(f"a scenario's line is 'sim' or a simulated device such as 'sim:usr5637', got {line!r}")
+    try:
+        return device_profile(name)
+    except ConfigError as err:
+        raise ScenarioError(err.detail) from None
 
 
 class DeviceCaller:
@@ -106,14 +106,6 @@ class DeviceCaller:
 @contextlib.asynccontextmanager
 async def device_line(profile: str, caller_id: str | None) -> AsyncIterator[tuple[LineDriver, DeviceCaller]]:
     """A started simulator and the real driver on it; the call is already ringing."""
-    clock = ScaledClock(1.0)
-    if profile == "sim7600":
-        with GsmModemSim(profile, clock=clock) as gsm:
-            async with open_line(f"gsm:{gsm.path},audio={gsm.audio_path}", clock) as line:
-                gsm.ring(caller_id)
-                yield line, DeviceCaller(gsm, profile)
-    else:
-        with VoiceModemSim(profile, clock=clock) as modem:
-            async with open_line(f"modem:{modem.path}", clock) as line:
-                modem.ring(caller_id or "P")
-                yield line, DeviceCaller(modem, profile)
+    async with simulated_device(profile, ScaledClock(1.0)) as (sim, line):
+        sim.ring(caller_id if isinstance(sim, GsmModemSim) else caller_id or "P")
+        yield line, DeviceCaller(sim, profile)

@@ -1,0 +1,50 @@
+"""The ``line`` setting: every kind parses, and a simulated device answers through its real driver."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from appliance.clock import ScaledClock
+from appliance.config import Config
+from appliance.line.factory import open_line, parse_line
+from appliance.line.sim.devices import simulated_device
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "url"),
+    [
+        ("sim", "sim", ""),
+        ("sim:usr5637", "sim", "usr5637"),
+        ("sim:cx93001", "sim", "cx93001"),
+        ("sim:sim7600", "sim", "sim7600"),
+        ("modem:/dev/ttyACM0", "modem", "/dev/ttyACM0"),
+        ("gsm:/dev/ttyUSB2,audio=/dev/ttyUSB4", "gsm", "/dev/ttyUSB2"),
+    ],
+)
+def test_every_line_kind_parses(text: str, kind: str, url: str) -> None:
+    spec = parse_line(text)
+    assert (spec.kind, spec.url) == (kind, url)
+    assert Config(line=text).line == text
+
+
+@pytest.mark.parametrize(("device", "driver"), [("usr5637", "voice-modem"), ("cx93001", "voice-modem"), ("sim7600", "gsm:sim7600")])
+def test_a_simulated_device_rings_through_the_real_driver_with_caller_id(device: str, driver: str) -> None:
+    async def scenario() -> tuple[str, str | None]:
+        clock = ScaledClock(4.0)
+        async with simulated_device(device, clock) as (sim, line):
+            sim.ring("0612345678")
+            async with asyncio.timeout(30):
+                incoming = await anext(line.incoming())
+            return line.name, incoming.caller_id
+
+    assert asyncio.run(scenario()) == (driver, "0612345678")
+
+
+def test_open_line_starts_and_closes_a_simulated_device() -> None:
+    async def scenario() -> bool:
+        async with open_line("sim:usr5637", ScaledClock(4.0)) as line:
+            return line.health().ok
+
+    assert asyncio.run(scenario())
