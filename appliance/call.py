@@ -140,7 +140,7 @@ class CallSession:
             if not self.call.ended:
                 await self.call.hang_up()
         self.result.outcome = self.secretary.outcome
-        self.emit(CallEnded(self.at_ms(), ended_by, self.result.outcome))
+        self.emit(CallEnded(self.at_ms(), ended_by, self.result.outcome, self.call.end_reason))
         return self.result
 
     async def _converse(self) -> str:

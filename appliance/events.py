@@ -119,6 +119,7 @@ class CallEnded:
     at_ms: int
     by: str  # "caller" | "assistant" | "line"
     outcome: str
+    reason: str = ""  # the line's own word for the end (``Call.end_reason``): "dial_tone", "loop_drop"...
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,13 @@ class LineHealth:
 class Call(Protocol):
     call_id: str
     caller_id: str | None
+    end_reason: str
+    """Why the call ended, as the line saw it ("" while it runs): recorded with the call.
+
+    Short words, e.g. "caller" (the protocol said so), "dial_tone", "busy",
+    "loop_drop", "dead_line", "max_length", "extension_picked_up", "line_lost",
+    "box hung up".
+    """
 
     def inbound(self) -> AsyncIterator[Inbound]:
         """Frames and key presses as they arrive; ends when the call is over."""

@@ -68,6 +68,7 @@ class SimCall:
         self._script: asyncio.Queue[Said | KeptSilent | Dtmf | object] = asyncio.Queue()
         self._held = asyncio.Event()  # set = caller composing: no silence on demand
         self._ended = asyncio.Event()
+        self.end_reason = ""
         self.received: list[np.ndarray] = []
         """Every frame the box sent, for the caller (and for saving to a WAV)."""
 
@@ -121,7 +122,7 @@ class SimCall:
         return sent
 
     async def hang_up(self) -> None:
-        self._end()
+        self._end("box hung up")
 
     def discard_received(self) -> int:
         return drop_queued_audio(self._audio)
@@ -154,10 +155,11 @@ class SimCall:
         self.send_audio([_SILENCE] * int(seconds * 1000 / FRAME_MS))
 
     def caller_hangs_up(self) -> None:
-        self._end()
+        self._end("caller")
 
-    def _end(self) -> None:
+    def _end(self, reason: str) -> None:
         if not self._ended.is_set():
+            self.end_reason = reason
             self._ended.set()
             self._audio.put_nowait(_HANGUP)
             self._script.put_nowait(_HANGUP)
