@@ -20,6 +20,7 @@ def build_report(
     booking: dict[str, Any] | None,
     message: dict[str, Any] | None,
     load_s: dict[str, float],
+    line: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     timings = [e for e in result.events if isinstance(e, TurnTimed)]
     latencies = [t.latency_ms for t in timings]
@@ -31,6 +32,8 @@ def build_report(
         "booking": booking,
         "message": message,
         "turns": [asdict(t) for t in result.turns],
+        "line": line or {"name": scenario.line, "end_reason": _end_reason(result), "answered": True,
+                         "hangup_to_end_s": None, "ready_after_s": None},
         "events": [event_to_dict(e) for e in result.events],
         "metrics": {
             "turns": len(result.turns),
@@ -46,6 +49,11 @@ def build_report(
     failures = check(scenario.expect, report)
     report["expect"] = {"passed": not failures, "failures": failures}
     return report
+
+
+def _end_reason(result: CallResult) -> str | None:
+    ends = [e for e in result.events if e.kind == "hangup"]
+    return getattr(ends[-1], "reason", None) if ends else None
 
 
 def _percentile(values: list[int], pct: int) -> int | None:
@@ -97,12 +105,29 @@ def check(expect: Expect, report: dict[str, Any]) -> list[str]:
             differ("birth_date", expect.birth_date.isoformat(), patient["birth_date"])
         if expect.phone and patient["phone"] != expect.phone.replace(" ", ""):
             differ("phone", expect.phone, patient["phone"])
+    line = report["line"]
+    if expect.end_reason and line["end_reason"] != expect.end_reason:
+        differ("end_reason", expect.end_reason, line["end_reason"])
+    if expect.hangup_within_s is not None:
+        took = line["hangup_to_end_s"]
+        if took is None or took > expect.hangup_within_s:
+            failures.append(f"hangup_within_s: the call ended {_seconds(took)} after the caller hung up "
+                            f"(expected within {expect.hangup_within_s:g} s)")
+    if expect.line_ready_within_s is not None:
+        ready = line["ready_after_s"]
+        if ready is None or ready > expect.line_ready_within_s:
+            failures.append(f"line_ready_within_s: the line was ready {_seconds(ready)} after the call "
+                            f"(expected within {expect.line_ready_within_s:g} s)")
     if expect.message_category:
         message = report["message"]
         got = message["category"] if message else None
         if got != expect.message_category:
             differ("message_category", expect.message_category, got)
     return failures
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
 
 
 def _fold(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from appliance.dialogue.reply import ASKS
 from appliance.errors import ScenarioError
+from appliance.line.sim.devices import GSM_PROFILES
 from appliance.simulate.devices import device_of
 
 OUTCOMES: Final = ("booked", "cancelled", "rescheduled", "message", "emergency", "transferred", "abandoned", "answered")
@@ -22,9 +23,19 @@ CATEGORIES: Final = ("prescription", "certificate", "sick_note", "results", "adm
 CHANNELS: Final = ("g711-ulaw", "g711-alaw", "linear")
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_FR: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_TOP: Final = {"title", "now", "caller_id", "practice", "line", "caller", "turn", "expect"}
+_TOP: Final = {"title", "now", "caller_id", "practice", "line", "line_faults", "caller", "turn", "expect"}
 _CALLER: Final = {"voice", "channel", "noise_db"}
-_TURN: Final = {"say", "dtmf", "silence_s", "hangup", "when"}
+_TURN: Final = {"say", "dtmf", "silence_s", "hangup", "fault", "when", "while_box_speaks", "hold_s", "fault_s"}
+_ACTS: Final = ("say", "dtmf", "silence_s", "hangup", "fault")
+_LINE_FAULTS: Final = {"hangup_signal", "random_chunks", "abandon_at_ring", "cpcmreg_refusals"}
+# How the caller's hang-up shows on an analog line (telephony.md 1.10): the
+# modem's own event and the tone, the tone alone, loop drop, dead silence, or nothing.
+HANGUP_SIGNALS: Final = ("dial_tone", "dial_tone_only", "busy", "loop_drop", "silence", "never")
+# Mid-call faults a [[turn]] can inject, per kind of simulated device.
+DEVICE_FAULTS: Final = {
+    "modem": ("extension_pickup", "call_waiting", "stops_answering", "unplug_replug", "garbage"),
+    "gsm": ("port_vanishes", "uplink_stall", "call_waiting", "garbage"),
+}
 _EXPECT: Final = {
     "outcome",
     "practitioner",
@@ -38,6 +49,9 @@ _EXPECT: Final = {
     "birth_date",
     "phone",
     "message_category",
+    "end_reason",
+    "hangup_within_s",
+    "line_ready_within_s",
 }
 
 
@@ -49,12 +63,34 @@ class CallerVoice:
 
 
 @dataclass(frozen=True, slots=True)
+class LineFaults:
+    """How the line misbehaves for the whole call (device lines; README, "Line faults")."""
+
+    hangup_signal: str | None = None
+    """How the caller's hang-up shows on an analog line; None = the device's usual way."""
+    random_chunks: int | None = None
+    """Seed: the device writes in random 1-700 byte pieces (split DLE pairs, URCs)."""
+    abandon_at_ring: int | None = None
+    """The caller hangs up at this ring, before the box answered."""
+    cpcmreg_refusals: int = 0
+    """GSM: the module refuses AT+CPCMREG=1 this many times after the call is up."""
+
+
+@dataclass(frozen=True, slots=True)
 class ScenarioTurn:
     say: str | None = None
     dtmf: str | None = None
     silence_s: float | None = None
     hangup: bool = False
+    fault: str | None = None
+    """A mid-call line fault, one of ``DEVICE_FAULTS`` for the scenario's device."""
+    fault_s: float = 3.0
+    """How long ``stops_answering`` / ``unplug_replug`` last before the device is back."""
     when: str | None = None
+    while_box_speaks: bool = False
+    """Act one second into the assistant's next reply instead of after it."""
+    hold_s: float = 0.1
+    """How long each key of ``dtmf`` is held down."""
     line: int = 0
 
 
@@ -72,6 +108,9 @@ class Expect:
     birth_date: date | None = None
     phone: str | None = None
     message_category: str | None = None
+    end_reason: str | None = None
+    hangup_within_s: float | None = None
+    line_ready_within_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +125,15 @@ class Scenario:
     caller: CallerVoice
     turns: tuple[ScenarioTurn, ...]
     expect: Expect
+    line_faults: LineFaults = LineFaults()
+
+    @property
+    def device_kind(self) -> str | None:
+        """"modem", "gsm", or None for the in-process ``sim`` line."""
+        profile = device_of(self.line)
+        if profile is None:
+            return None
+        return "gsm" if profile in GSM_PROFILES else "modem"
 
 
 class _Lines:
@@ -163,12 +211,14 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
 
     line = raw.get("line", "sim")
     try:
-        device_of(line if isinstance(line, str) else repr(line))
+        profile = device_of(line if isinstance(line, str) else repr(line))
     except ScenarioError as err:
         raise src.error(src.of_key("line"), err.detail) from None
+    kind = None if profile is None else "gsm" if profile in GSM_PROFILES else "modem"
     caller = _parse_caller(raw.get("caller", {}), src)
-    turns = _parse_turns(raw.get("turn", []), src)
+    turns = _parse_turns(raw.get("turn", []), src, kind)
     expect = _parse_expect(raw.get("expect", {}), src)
+    faults = _parse_line_faults(raw.get("line_faults", {}), src, kind)
     return Scenario(
         path=src.path,
         title=str(raw.get("title", src.path.stem)),
@@ -179,7 +229,38 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
         caller=caller,
         turns=turns,
         expect=expect,
+        line_faults=faults,
     )
+
+
+def _parse_line_faults(raw: Any, src: _Lines, kind: str | None) -> LineFaults:
+    line = src.of_table("[line_faults]")
+    if not isinstance(raw, dict):
+        raise src.error(line, "[line_faults] must be a table")
+    for key in raw:
+        if key not in _LINE_FAULTS:
+            known = ", ".join(sorted(_LINE_FAULTS))
+            raise src.error(src.of_key(key, line), f"unknown key '{key}' in [line_faults] (known: {known})")
+    if raw and kind is None and set(raw) != {"abandon_at_ring"}:
+        raise src.error(line, "[line_faults] other than abandon_at_ring need a simulated device line, e.g. line = \"sim:usr5637\"")
+    signal = raw.get("hangup_signal")
+    if signal is not None:
+        if kind != "modem":
+            raise src.error(src.of_key("hangup_signal", line), "hangup_signal applies to analog modem lines (sim:usr5637, sim:cx93001)")
+        if signal not in HANGUP_SIGNALS:
+            raise src.error(src.of_key("hangup_signal", line), f"hangup_signal must be one of {', '.join(HANGUP_SIGNALS)}")
+    seed = raw.get("random_chunks")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise src.error(src.of_key("random_chunks", line), "random_chunks must be a seed: a whole number >= 0")
+    ring = raw.get("abandon_at_ring")
+    if ring is not None and (not isinstance(ring, int) or isinstance(ring, bool) or not 1 <= ring <= 15):
+        raise src.error(src.of_key("abandon_at_ring", line), "abandon_at_ring must be a ring number from 1 to 15")
+    refusals = raw.get("cpcmreg_refusals", 0)
+    if "cpcmreg_refusals" in raw and kind != "gsm":
+        raise src.error(src.of_key("cpcmreg_refusals", line), "cpcmreg_refusals applies to GSM lines (sim:sim7600)")
+    if not isinstance(refusals, int) or isinstance(refusals, bool) or not 0 <= refusals <= 10:
+        raise src.error(src.of_key("cpcmreg_refusals", line), "cpcmreg_refusals must be a whole number from 0 to 10")
+    return LineFaults(hangup_signal=signal, random_chunks=seed, abandon_at_ring=ring, cpcmreg_refusals=refusals)
 
 
 def _parse_caller(raw: Any, src: _Lines) -> CallerVoice:
@@ -201,7 +282,7 @@ def _parse_caller(raw: Any, src: _Lines) -> CallerVoice:
     return CallerVoice(voice=voice, channel=channel, noise_db=None if noise is None else float(noise))
 
 
-def _parse_turns(raw: Any, src: _Lines) -> tuple[ScenarioTurn, ...]:
+def _parse_turns(raw: Any, src: _Lines, kind: str | None) -> tuple[ScenarioTurn, ...]:
     if not isinstance(raw, list):
         raise src.error(src.of_key("turn"), "turns are written as [[turn]] tables")
     turns = []
@@ -210,9 +291,9 @@ def _parse_turns(raw: Any, src: _Lines) -> tuple[ScenarioTurn, ...]:
         for key in entry:
             if key not in _TURN:
                 raise src.error(src.of_key(key, line), f"unknown key '{key}' in [[turn]] (known: {', '.join(sorted(_TURN))})")
-        acts = [k for k in ("say", "dtmf", "silence_s", "hangup") if k in entry]
+        acts = [k for k in _ACTS if k in entry]
         if len(acts) != 1:
-            raise src.error(line, "each [[turn]] needs exactly one of say, dtmf, silence_s, hangup")
+            raise src.error(line, f"each [[turn]] needs exactly one of {', '.join(_ACTS)}")
         act = acts[0]
         value = entry[act]
         if act == "say" and (not isinstance(value, str) or not value.strip()):
@@ -223,16 +304,35 @@ def _parse_turns(raw: Any, src: _Lines) -> tuple[ScenarioTurn, ...]:
             raise src.error(src.of_key("silence_s", line), "'silence_s' must be a number of seconds, 0-120")
         if act == "hangup" and value is not True:
             raise src.error(src.of_key("hangup", line), "'hangup' must be true")
+        if act == "fault":
+            allowed = DEVICE_FAULTS.get(kind or "", ())
+            if not allowed:
+                raise src.error(src.of_key("fault", line), "'fault' needs a simulated device line, e.g. line = \"sim:usr5637\"")
+            if value not in allowed:
+                raise src.error(src.of_key("fault", line), f"'fault' on a {kind} line must be one of {', '.join(allowed)}")
         when = entry.get("when")
         if when is not None and when not in ASKS:
             raise src.error(src.of_key("when", line), f"'when' must be an ask: {', '.join(ASKS)}")
+        speaking = entry.get("while_box_speaks", False)
+        if not isinstance(speaking, bool) or (speaking and act not in ("hangup", "fault")):
+            raise src.error(src.of_key("while_box_speaks", line), "'while_box_speaks' is true or false, for a hangup or a fault")
+        hold = entry.get("hold_s", 0.1)
+        if not isinstance(hold, int | float) or not 0.05 <= hold <= 5 or ("hold_s" in entry and act != "dtmf"):
+            raise src.error(src.of_key("hold_s", line), "'hold_s' is how long each dtmf key is held: 0.05-5 seconds")
+        lasting = entry.get("fault_s", 3.0)
+        if not isinstance(lasting, int | float) or not 0 < lasting <= 60 or ("fault_s" in entry and act != "fault"):
+            raise src.error(src.of_key("fault_s", line), "'fault_s' is how long a fault lasts: 0-60 seconds")
         turns.append(
             ScenarioTurn(
                 say=value if act == "say" else None,
                 dtmf=value if act == "dtmf" else None,
                 silence_s=float(value) if act == "silence_s" else None,
                 hangup=act == "hangup",
+                fault=value if act == "fault" else None,
+                fault_s=float(lasting),
                 when=when,
+                while_box_speaks=speaking,
+                hold_s=float(hold),
                 line=line,
             )
         )
@@ -264,6 +364,10 @@ def _parse_expect(raw: Any, src: _Lines) -> Expect:
             value = _as_date(value, key, at, src)
         elif key in ("time_from", "time_to"):
             value = _as_time(value, key, at, src)
+        elif key in ("hangup_within_s", "line_ready_within_s"):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 120:
+                raise src.error(at, f"{key} must be a number of seconds, 0-120")
+            value = float(value)
         elif not isinstance(value, str):
             raise src.error(at, f"{key} must be text")
         values[key] = value
