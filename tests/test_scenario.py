@@ -69,7 +69,7 @@ def test_an_empty_caller_id_means_withheld(tmp_path: Path) -> None:
         (GSM + "\n[line_faults]\nhangup_signal = \"busy\"\n", 7, "hangup_signal applies to analog modem lines"),
         (MODEM + "\n[line_faults]\ncpcmreg_refusals = 2\n", 7, "cpcmreg_refusals applies to GSM lines"),
         (HEAD + "\n[line_faults]\nrandom_chunks = 3\n", 5, "need a simulated device line"),
-        (HEAD + "\n[line_faults]\nabandon_at_ring = 0\n", 6, "abandon_at_ring must be a ring number"),
+        (MODEM + "\n[line_faults]\nabandon_at_ring = 0\n", 7, "abandon_at_ring must be a ring number"),
         (HEAD + "\n[expect]\nhangup_within_s = \"fast\"\n", 6, "hangup_within_s must be a number of seconds"),
     ],
 )

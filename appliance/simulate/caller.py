@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from appliance.audio import LINE_RATE_HZ
 from appliance.audio.channel import telephone
 from appliance.audio.framing import to_frames
-from appliance.events import AssistantReplied, AudioOutEnded, CallEvent, TranscriptReady
+from appliance.events import AssistantReplied, AudioOutEnded, AudioOutStarted, CallEnded, CallEvent, TranscriptReady
 from appliance.line.sim.line import SimCall
 from appliance.simulate.devices import DeviceCaller
 from appliance.simulate.scenario import CallerVoice, Scenario, ScenarioTurn
@@ -29,6 +30,7 @@ from appliance.speech.tts import Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
 _LEAD_IN_S = 0.3  # a breath before speaking, so the VAD sees the onset
+_INTO_REPLY_S = 1.0  # a "while_box_speaks" act comes this far into the assistant's reply
 
 
 @dataclass
@@ -64,7 +66,11 @@ class ScriptedCaller:
         self.said_before_transcript: list[str | None] = []
         """For each transcript the box produced, what this caller had last said."""
         self._acting: asyncio.Task[None] | None = None
+        self._interrupting = False  # a while_box_speaks act is under way for the current reply
         self.failure: BaseException | None = None
+        self.hung_up_at: float | None = None
+        """``time.monotonic()`` when this caller hung up (for ``hangup_within_s``)."""
+        self.call_ended_at: float | None = None
 
     def observe(self, event: CallEvent) -> None:
         match event:
@@ -73,26 +79,41 @@ class ScriptedCaller:
             case TranscriptReady():
                 said = [t.say for t in self.played if t.say is not None]
                 self.said_before_transcript.append(said[-1] if said else None)
+            case AudioOutStarted():
+                upcoming = self.pick(take=False)
+                if upcoming is not None and upcoming.while_box_speaks:
+                    self._interrupting = True
+                    self.pick()  # taken now: it is this reply's interruption
+                    self._acting = asyncio.get_running_loop().create_task(self._act(upcoming, _INTO_REPLY_S))
             case AudioOutEnded():
+                if self._interrupting:
+                    self._interrupting = False
+                    return
                 if self.audio is not None:
                     self.call.hold()  # no phantom silence while this caller composes
-                self._acting = asyncio.get_running_loop().create_task(self._act())
+                self._acting = asyncio.get_running_loop().create_task(self._act(self.pick()))
+            case CallEnded():
+                self.call_ended_at = time.monotonic()
 
-    def pick(self) -> ScenarioTurn | None:
+    def pick(self, *, take: bool = True) -> ScenarioTurn | None:
         turns = self.scenario.turns
         for i, turn in enumerate(turns):
             if i not in self.used and turn.when is not None and turn.when == self.ask:
-                self.used.add(i)
+                if take:
+                    self.used.add(i)
                 return turn
         for i, turn in enumerate(turns):
             if i not in self.used and turn.when is None:
-                self.used.add(i)
+                if take:
+                    self.used.add(i)
                 return turn
         return None
 
-    async def _act(self) -> None:
+    async def _act(self, turn: ScenarioTurn | None, after_s: float = 0.0) -> None:
         try:
-            await self._play(self.pick())
+            if after_s:
+                await asyncio.sleep(after_s)
+            await self._play(turn)
         except Exception as err:  # reported by the runner, never swallowed
             self.failure = err
             self.call.caller_hangs_up()
@@ -108,10 +129,15 @@ class ScriptedCaller:
             return
         self.played.append(turn)
         if turn.hangup:
+            self.hung_up_at = time.monotonic()
             call.caller_hangs_up()
+        elif turn.fault is not None:
+            assert isinstance(call, DeviceCaller)  # the scenario checked the line has a device
+            await call.inject(turn.fault, turn.fault_s)
+            call.release()
         elif turn.dtmf is not None:
             for digit in turn.dtmf:
-                call.send_dtmf(digit)
+                call.send_dtmf(digit, hold_s=turn.hold_s)
             call.release()
         elif turn.silence_s is not None:
             call.send_silence(turn.silence_s)

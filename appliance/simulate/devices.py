@@ -18,37 +18,29 @@ import numpy as np
 
 from appliance.audio.g711 import alaw_encode, ulaw_encode
 from appliance.clock import ScaledClock
-from appliance.errors import ConfigError, ScenarioError
+from appliance.errors import ScenarioError
 from appliance.line.base import LineDriver
-from appliance.line.sim.devices import device_profile, simulated_device
+from appliance.line.sim.devices import simulated_device
 from appliance.line.sim.gsm_modem import GsmModemSim
 from appliance.line.sim.identities import IDENTITIES
 from appliance.line.sim.voice_modem import VoiceModemSim
+from appliance.simulate.scenario import LineFaults
 
 _KEY_INTERVAL_S: Final = 0.25  # between two key presses of one entry (a brisk caller)
-
-
-def device_of(line: str) -> str | None:
-    """The simulator profile a scenario's ``line`` names; None for the plain ``sim`` line."""
-    if line == "sim":
-        return None
-    kind, _, name = line.partition(":")
-    if kind != "sim":
-        raise ScenarioError(f"a scenario's line is 'sim' or a simulated device such as 'sim:usr5637', got {line!r}")
-    try:
-        return device_profile(name)
-    except ConfigError as err:
-        raise ScenarioError(err.detail) from None
+# Bytes a flaky USB link or another program (ModemManager probing) puts on the line:
+# half a response, a stray AT command echo, binary noise with DLE and NUL.
+_GARBAGE: Final = b"\r\nOK\r\n\x00\xff\x10AT+GCAP\r\x10\x10\xfe+CME ERR"
 
 
 class DeviceCaller:
     """The caller's side of a call on a simulated device (what ``ScriptedCaller`` drives)."""
 
-    def __init__(self, sim: VoiceModemSim | GsmModemSim, profile: str) -> None:
+    def __init__(self, sim: VoiceModemSim | GsmModemSim, profile: str, faults: LineFaults = LineFaults()) -> None:
         self.sim = sim
         self.profile = profile
+        self.faults = faults
         self._ended = False
-        self._keys: list[str] = []
+        self._keys: list[tuple[str, float]] = []
         self._keying: asyncio.Task[None] | None = None
 
     @property
@@ -74,21 +66,57 @@ class DeviceCaller:
         else:
             self.sim.say(self._in_modem_format(pcm))
 
-    def send_dtmf(self, digit: str) -> None:
+    def send_dtmf(self, digit: str, hold_s: float = 0.1) -> None:
         # A person presses one key after another; a burst of simultaneous presses
         # is nothing a real line carries.
-        self._keys.append(digit)
+        self._keys.append((digit, hold_s))
         if self._keying is None or self._keying.done():
             self._keying = asyncio.get_running_loop().create_task(self._press_keys())
 
     async def _press_keys(self) -> None:
         while self._keys:
-            await asyncio.to_thread(self.sim.press, self._keys.pop(0))
-            await asyncio.sleep(_KEY_INTERVAL_S)
+            digit, hold_s = self._keys.pop(0)
+            await asyncio.to_thread(self.sim.press, digit, hold_s)
+            await asyncio.sleep(_KEY_INTERVAL_S + hold_s)
 
     def caller_hangs_up(self) -> None:
         self._ended = True
-        self.sim.hang_up()
+        if isinstance(self.sim, VoiceModemSim) and self.faults.hangup_signal:
+            self.sim.hang_up(self.faults.hangup_signal)
+        else:
+            self.sim.hang_up()
+
+    async def inject(self, fault: str, lasting_s: float) -> None:
+        """A scenario's mid-call line fault (``scenario.DEVICE_FAULTS``), on the simulator's thread."""
+        sim = self.sim
+        match fault:
+            case "garbage":
+                await asyncio.to_thread(sim.garbage, _GARBAGE)
+            case "call_waiting":
+                await asyncio.to_thread(sim.call_waiting, "0698765432")
+            case "extension_pickup":
+                assert isinstance(sim, VoiceModemSim)
+                await asyncio.to_thread(sim.pick_up_extension)
+            case "stops_answering":
+                assert isinstance(sim, VoiceModemSim)
+                await asyncio.to_thread(sim.stop_answering)
+                await asyncio.sleep(lasting_s)
+                await asyncio.to_thread(sim.resume_answering)
+            case "unplug_replug":
+                assert isinstance(sim, VoiceModemSim)
+                await asyncio.to_thread(sim.unplug)
+                await asyncio.sleep(lasting_s)
+                await asyncio.to_thread(sim.replug)
+            case "port_vanishes":
+                assert isinstance(sim, GsmModemSim)
+                await asyncio.to_thread(sim.vanish_port)
+                await asyncio.sleep(lasting_s)
+                await asyncio.to_thread(sim.restore_port)
+            case "uplink_stall":
+                assert isinstance(sim, GsmModemSim)
+                await asyncio.to_thread(sim.stall_uplink)
+            case _:
+                raise ScenarioError(f"no such line fault {fault!r}")
 
     def _in_modem_format(self, pcm: np.ndarray) -> bytes:
         """The caller's audio in whatever +VSM format the box chose."""
@@ -104,8 +132,22 @@ class DeviceCaller:
 
 
 @contextlib.asynccontextmanager
-async def device_line(profile: str, caller_id: str | None) -> AsyncIterator[tuple[LineDriver, DeviceCaller]]:
+async def device_line(
+    profile: str, caller_id: str | None, faults: LineFaults = LineFaults()
+) -> AsyncIterator[tuple[LineDriver, DeviceCaller]]:
     """A started simulator and the real driver on it; the call is already ringing."""
-    async with simulated_device(profile, ScaledClock(1.0)) as (sim, line):
+    async with simulated_device(profile, ScaledClock(1.0), options=_sim_options(faults)) as (sim, line):
         sim.ring(caller_id if isinstance(sim, GsmModemSim) else caller_id or "P")
-        yield line, DeviceCaller(sim, profile)
+        yield line, DeviceCaller(sim, profile, faults)
+
+
+def _sim_options(faults: LineFaults) -> dict[str, object]:
+    """The simulator's constructor options for a scenario's whole-call faults."""
+    options: dict[str, object] = {}
+    if faults.random_chunks is not None:
+        options["seed"] = faults.random_chunks
+    if faults.abandon_at_ring is not None:
+        options["rings_until_abandon"] = faults.abandon_at_ring
+    if faults.cpcmreg_refusals:
+        options["cpcmreg_refusals"] = faults.cpcmreg_refusals
+    return options

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,18 +21,23 @@ from appliance.app import Appliance
 from appliance.call import CallResult
 from appliance.clock import FixedClock
 from appliance.config import Config
-from appliance.errors import ApplianceError, ConfigError, ScenarioError
+from appliance.errors import ApplianceError, ConfigError, LineError, ScenarioError
+from appliance.events import CallEnded
+from appliance.line.base import LineDriver
 from appliance.line.sim.line import SimLine
 from appliance.simulate.caller import CallerAudio, ScriptedCaller
-from appliance.simulate.devices import device_line, device_of
+from appliance.simulate.devices import device_line
 from appliance.simulate.report import build_report
-from appliance.simulate.scenario import Scenario, load_scenario
+from appliance.simulate.scenario import NOT_ANSWERED, Scenario, device_of, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.speech.tts import Synthesizer
 from appliance.store import queries
 from appliance.store.inbox import URGENCIES, messages_for_call
 
 _LOGGER = logging.getLogger(__name__)
+_OFFER_WAIT_S: Final = 5.0  # caller-ID quiet time and the simulator's own start
+_RING_PERIOD_MAX_S: Final = 6.0  # the slowest simulated cadence
+_READY_WAIT_S: Final = 30.0  # how long the report waits for the line to be ready again
 EXIT_PASSED: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_BAD_SCENARIO: Final = 2
@@ -56,6 +62,7 @@ async def simulate(
             assert speech is not None
             audio = CallerAudio(_caller_voice(scenario, speech, config), scenario.caller)
         device = device_of(scenario.line)
+        line_facts: dict[str, Any] | None = None
         if device is None:
             line = SimLine()
             call = line.place_call(scenario.caller_id)
@@ -65,20 +72,58 @@ async def simulate(
         else:
             if mode != "audio":
                 raise ScenarioError(f"{scenario.path}: line {scenario.line!r} carries audio only: use --audio")
-            async with device_line(device, scenario.caller_id) as (device_driver, device_caller):
+            async with device_line(device, scenario.caller_id, scenario.line_faults) as (device_driver, device_caller):
                 caller = ScriptedCaller(scenario, device_caller, audio=audio,
                                         silence_s=config.speech.endpoint.no_input_s)
-                incoming = await anext(device_driver.incoming())
-                result = await box.answer(incoming, line_name=scenario.line, on_event=caller.observe)
+                result = await _answer_on_device(box, scenario, device_driver, caller)
+                line_facts = await _line_facts(scenario, device_driver, caller, result)
         if caller.failure is not None:
             raise caller.failure
         _pair_with_script(result, caller.said_before_transcript)
         booking = _booking(box, result)
         message = _message(box, result)
         load_s = speech.load_s if speech else {}
-        return build_report(scenario, mode, result, booking, message, load_s)
+        return build_report(scenario, mode, result, booking, message, load_s, line_facts)
     finally:
         box.close()
+
+
+async def _answer_on_device(box: Appliance, scenario: Scenario, line: LineDriver, caller: ScriptedCaller) -> CallResult:
+    """The call as the box takes it from the device; an empty result if it never could."""
+    rings = scenario.line_faults.abandon_at_ring
+    try:
+        # A caller who gives up while it rings may never be offered (no caller ID
+        # yet), or be offered and gone when the box picks up: both are "not answered".
+        async with asyncio.timeout(None if rings is None else _OFFER_WAIT_S + rings * _RING_PERIOD_MAX_S):
+            incoming = await anext(line.incoming())
+        return await box.answer(incoming, line_name=scenario.line, on_event=caller.observe)
+    except (TimeoutError, LineError, StopAsyncIteration) as err:
+        if rings is None:
+            raise ScenarioError(f"{scenario.path}: the box could not answer on {scenario.line}: {err}") from None
+        return CallResult(call_id="", outcome=NOT_ANSWERED, appointment_id=None, emergency=None)
+
+
+async def _line_facts(scenario: Scenario, line: LineDriver, caller: ScriptedCaller, result: CallResult) -> dict[str, Any]:
+    """What the report says of the line: why the call ended, how fast, and whether the line came back."""
+    hangup_to_end = None
+    if caller.hung_up_at is not None and caller.call_ended_at is not None:
+        hangup_to_end = round(max(0.0, caller.call_ended_at - caller.hung_up_at), 2)
+    ended = time.monotonic()
+    ready_after = None
+    while time.monotonic() - ended < _READY_WAIT_S:
+        if line.health().ok:
+            ready_after = round(time.monotonic() - ended, 2)
+            break
+        await asyncio.sleep(0.1)
+    ends = [e for e in result.events if isinstance(e, CallEnded)]
+    return {
+        "name": scenario.line,
+        "answered": result.outcome != NOT_ANSWERED,
+        "end_reason": ends[-1].reason if ends else None,
+        "hangup_to_end_s": hangup_to_end,
+        "ready_after_s": ready_after,
+        "health": line.health().detail,
+    }
 
 
 def _caller_voice(scenario: Scenario, speech: SpeechModels, config: Config) -> Synthesizer:

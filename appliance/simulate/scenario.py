@@ -15,10 +15,13 @@ from typing import Any, Final
 
 from appliance.dialogue.reply import ASKS
 from appliance.errors import ScenarioError
-from appliance.line.sim.devices import GSM_PROFILES
-from appliance.simulate.devices import device_of
+from appliance.errors import ConfigError
+from appliance.line.sim.devices import GSM_PROFILES, device_profile
 
-OUTCOMES: Final = ("booked", "cancelled", "rescheduled", "message", "emergency", "transferred", "abandoned", "answered")
+NOT_ANSWERED: Final = "not_answered"  # the box never had the call: the caller gave up while it rang
+OUTCOMES: Final = (
+    "booked", "cancelled", "rescheduled", "message", "emergency", "transferred", "abandoned", "answered", NOT_ANSWERED
+)
 CATEGORIES: Final = ("prescription", "certificate", "sick_note", "results", "admin", "callback", "emergency", "other")
 CHANNELS: Final = ("g711-ulaw", "g711-alaw", "linear")
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -136,6 +139,19 @@ class Scenario:
         return "gsm" if profile in GSM_PROFILES else "modem"
 
 
+def device_of(line: str) -> str | None:
+    """The simulator profile a scenario's ``line`` names; None for the plain ``sim`` line."""
+    if line == "sim":
+        return None
+    kind, _, name = line.partition(":")
+    if kind != "sim":
+        raise ScenarioError(f"a scenario's line is 'sim' or a simulated device such as 'sim:usr5637', got {line!r}")
+    try:
+        return device_profile(name)
+    except ConfigError as err:
+        raise ScenarioError(err.detail) from None
+
+
 class _Lines:
     """Finds the line of a key in the source, so messages can point at it."""
 
@@ -241,8 +257,8 @@ def _parse_line_faults(raw: Any, src: _Lines, kind: str | None) -> LineFaults:
         if key not in _LINE_FAULTS:
             known = ", ".join(sorted(_LINE_FAULTS))
             raise src.error(src.of_key(key, line), f"unknown key '{key}' in [line_faults] (known: {known})")
-    if raw and kind is None and set(raw) != {"abandon_at_ring"}:
-        raise src.error(line, "[line_faults] other than abandon_at_ring need a simulated device line, e.g. line = \"sim:usr5637\"")
+    if raw and kind is None:
+        raise src.error(line, "[line_faults] need a simulated device line, e.g. line = \"sim:usr5637\"")
     signal = raw.get("hangup_signal")
     if signal is not None:
         if kind != "modem":

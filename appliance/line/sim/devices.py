@@ -9,7 +9,7 @@ scenario can name the device its call goes through.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 
 from appliance.clock import Clock
@@ -39,14 +39,15 @@ def device_profile(name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def simulated_device(
-    name: str, clock: Clock, *, max_call_s: float = 900.0
+    name: str, clock: Clock, *, max_call_s: float = 900.0, options: Mapping[str, object] | None = None
 ) -> AsyncIterator[tuple[VoiceModemSim | GsmModemSim, LineDriver]]:
-    """A started simulator and the real driver opened on its pty."""
+    """A started simulator (``options``: its constructor's fault settings) and the real driver on its pty."""
     profile = device_profile(name)
+    extra = dict(options or {})
     if profile in GSM_PROFILES:
         from appliance.line.gsm import GsmDriver
 
-        with GsmModemSim(profile, clock=clock) as gsm:
+        with GsmModemSim(profile, clock=clock, **extra) as gsm:
             driver = GsmDriver(gsm.path, audio_url=gsm.audio_path, clock=clock, profile_name=profile)
             await driver.start()
             try:
@@ -56,6 +57,6 @@ async def simulated_device(
     else:
         from appliance.line.voice_modem import VoiceModemDriver
 
-        with VoiceModemSim(profile, clock=clock) as modem:
+        with VoiceModemSim(profile, clock=clock, **extra) as modem:
             async with VoiceModemDriver(modem.path, clock=clock, max_call_s=max_call_s) as driver:
                 yield modem, driver

@@ -143,7 +143,8 @@ class SimCall:
         for frame in frames:
             self._audio.put_nowait(frame)
 
-    def send_dtmf(self, digit: str) -> None:
+    def send_dtmf(self, digit: str, hold_s: float = 0.1) -> None:
+        """A key press; on this line a press is one event however long the key is held."""
         self._audio.put_nowait(Dtmf(digit))
         self._script.put_nowait(Dtmf(digit))
 
