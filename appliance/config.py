@@ -15,6 +15,7 @@ from typing import Any
 from appliance.answering import AnsweringSettings
 from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
+from appliance.line.guard import HangupSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +68,8 @@ class Config:
     models: ModelChoice = field(default_factory=ModelChoice)
     answering: AnsweringSettings = field(default_factory=AnsweringSettings)
     """When the box picks up (office hours, after N rings, never); default: every call at once."""
+    hangup: HangupSettings = field(default_factory=HangupSettings)
+    """The box's own hang-up detection on real lines: dial/busy tone, dead line, maximum length."""
 
     def __post_init__(self) -> None:
         from appliance.line.factory import parse_line  # validates; the driver is opened at run time
@@ -101,6 +104,7 @@ _NESTED = {
     "models": ModelChoice,
     "endpoint": EndpointSettings,
     "answering": AnsweringSettings,
+    "hangup": HangupSettings,
 }
 
 

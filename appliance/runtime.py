@@ -59,7 +59,7 @@ async def _serve(box: Appliance) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     config = box.config
-    async with open_line(config.line, box.clock, max_call_s=config.speech.max_call_s) as line:
+    async with open_line(config.line, box.clock, max_call_s=config.speech.max_call_s, hangup=config.hangup) as line:
         notify("READY=1")
         notify(f"STATUS=answering on {line.name}: {line.health().detail}")
         serving = asyncio.create_task(box.serve(line))

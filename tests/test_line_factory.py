@@ -8,7 +8,9 @@ import pytest
 
 from appliance.clock import ScaledClock
 from appliance.config import Config
+from appliance.errors import LineError
 from appliance.line.factory import open_line, parse_line
+from appliance.line.guard import GuardedLine
 from appliance.line.sim.devices import simulated_device
 
 
@@ -21,6 +23,8 @@ from appliance.line.sim.devices import simulated_device
         ("sim:sim7600", "sim", "sim7600"),
         ("modem:/dev/ttyACM0", "modem", "/dev/ttyACM0"),
         ("gsm:/dev/ttyUSB2,audio=/dev/ttyUSB4", "gsm", "/dev/ttyUSB2"),
+        ("soundcard", "soundcard", ""),
+        ("soundcard:USB Audio", "soundcard", "USB Audio"),
     ],
 )
 def test_every_line_kind_parses(text: str, kind: str, url: str) -> None:
@@ -42,9 +46,21 @@ def test_a_simulated_device_rings_through_the_real_driver_with_caller_id(device:
     assert asyncio.run(scenario()) == (driver, "0612345678")
 
 
-def test_open_line_starts_and_closes_a_simulated_device() -> None:
-    async def scenario() -> bool:
+def test_open_line_starts_a_simulated_device_behind_the_hang_up_guard() -> None:
+    async def scenario() -> tuple[bool, bool]:
         async with open_line("sim:usr5637", ScaledClock(4.0)) as line:
-            return line.health().ok
+            return line.health().ok, isinstance(line, GuardedLine)
 
-    assert asyncio.run(scenario())
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_sound_card_line_with_no_card_says_so_plainly_instead_of_crashing() -> None:
+    # This machine has no sound card: answering the laptop call fails with the reason.
+    async def scenario() -> str:
+        async with open_line("soundcard:no-such-card", ScaledClock(1.0)) as line:
+            incoming = await anext(line.incoming())
+            with pytest.raises(LineError) as err:
+                await incoming.answer()
+            return err.value.detail
+
+    assert "no-such-card" in asyncio.run(scenario())

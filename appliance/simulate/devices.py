@@ -20,6 +20,7 @@ from appliance.audio.g711 import alaw_encode, ulaw_encode
 from appliance.clock import ScaledClock
 from appliance.errors import ScenarioError
 from appliance.line.base import LineDriver
+from appliance.line.guard import GuardedLine, HangupSettings
 from appliance.line.sim.devices import simulated_device
 from appliance.line.sim.gsm_modem import GsmModemSim
 from appliance.line.sim.identities import IDENTITIES
@@ -133,12 +134,14 @@ class DeviceCaller:
 
 @contextlib.asynccontextmanager
 async def device_line(
-    profile: str, caller_id: str | None, faults: LineFaults = LineFaults()
+    profile: str, caller_id: str | None, faults: LineFaults = LineFaults(), hangup: HangupSettings = HangupSettings()
 ) -> AsyncIterator[tuple[LineDriver, DeviceCaller]]:
     """A started simulator and the real driver on it; the call is already ringing."""
-    async with simulated_device(profile, ScaledClock(1.0), options=_sim_options(faults)) as (sim, line):
+    clock = ScaledClock(1.0)
+    async with simulated_device(profile, clock, options=_sim_options(faults)) as (sim, driver):
         sim.ring(caller_id if isinstance(sim, GsmModemSim) else caller_id or "P")
-        yield line, DeviceCaller(sim, profile, faults)
+        # Guarded as on a real line: a dial tone or a dead line ends the call too.
+        yield GuardedLine(driver, clock, hangup), DeviceCaller(sim, profile, faults)
 
 
 def _sim_options(faults: LineFaults) -> dict[str, object]:

@@ -72,7 +72,7 @@ async def simulate(
         else:
             if mode != "audio":
                 raise ScenarioError(f"{scenario.path}: line {scenario.line!r} carries audio only: use --audio")
-            async with device_line(device, scenario.caller_id, scenario.line_faults) as (device_driver, device_caller):
+            async with device_line(device, scenario.caller_id, scenario.line_faults, config.hangup) as (device_driver, device_caller):
                 caller = ScriptedCaller(scenario, device_caller, audio=audio,
                                         silence_s=config.speech.endpoint.no_input_s)
                 result = await _answer_on_device(box, scenario, device_driver, caller)
