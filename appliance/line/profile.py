@@ -183,6 +183,11 @@ class DleQuirks:
     ignore_after_answer: tuple[str, ...]
     """Codes that are an echo of our own ``AT+VLS=1``, not news from the line."""
     extension_codes: tuple[str, ...]
+    extension_off_hook_codes: tuple[str, ...] = ()
+    """Of ``extension_codes``, those that mean "a person lifted an extension phone":
+    the box must fall silent and release the line. Empty: the chipset does not say."""
+    call_waiting_codes: tuple[str, ...] = ()
+    """Codes reporting a second caller during a call (``w``): never a hang-up, never a new call."""
     dtmf_styles: tuple[str, ...]
     """``shielded`` (``/ 5 5 ~``) and/or ``simple`` (``5`` once)."""
     triple_dle_exit: bool
@@ -191,7 +196,7 @@ class DleQuirks:
     def __post_init__(self) -> None:
         for name in (
             "hangup_codes", "dial_tone_codes", "busy_codes", "silence_codes",
-            "ignore_after_answer", "extension_codes",
+            "ignore_after_answer", "extension_codes", "extension_off_hook_codes", "call_waiting_codes",
         ):
             _check_codes(name, getattr(self, name))
         if not self.hangup_codes:
@@ -200,6 +205,10 @@ class DleQuirks:
             raise ConfigError(f"dtmf_styles: one or both of 'shielded', 'simple', got {list(self.dtmf_styles)}")
         if overlap := set(self.ignore_after_answer) & set(self.hangup_codes):
             raise ConfigError(f"ignore_after_answer: {sorted(overlap)} also listed in hangup_codes")
+        if stray := set(self.extension_off_hook_codes) - set(self.extension_codes):
+            raise ConfigError(f"extension_off_hook_codes: {sorted(stray)} not listed in extension_codes")
+        if overlap := set(self.call_waiting_codes) & set(self.hangup_codes):
+            raise ConfigError(f"call_waiting_codes: {sorted(overlap)} also listed in hangup_codes")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,8 +226,14 @@ class GsmAudio:
     sample_rate_hz: int
     one_time_setup: tuple[str, ...]
     """Commands that reconfigure the module (and may need a reset): never sent automatically."""
+    busy_urc: str = ""
+    """URC saying the module cannot take uplink audio now (EC25 ``+QPCMV: 0,0``): pause it."""
+    ready_urc: str = ""
+    """URC saying it can again (EC25 ``+QPCMV: 1,0``)."""
 
     def __post_init__(self) -> None:
+        if bool(self.busy_urc) != bool(self.ready_urc):
+            raise ConfigError("busy_urc/ready_urc: give both or neither (a pause needs its end)")
         _check_commands("enable", self.enable, allow_empty=self.path == "sound_card")
         _check_commands("disable", self.disable, allow_empty=True)
         _check_commands("one_time_setup", self.one_time_setup, allow_empty=True)
