@@ -23,6 +23,11 @@ from appliance.line.sim.devices import simulated_device
         ("sim:sim7600", "sim", "sim7600"),
         ("modem:/dev/ttyACM0", "modem", "/dev/ttyACM0"),
         ("gsm:/dev/ttyUSB2,audio=/dev/ttyUSB4", "gsm", "/dev/ttyUSB2"),
+        ("gsm:/dev/ttyUSB2,profile=ec25,audio=/dev/ttyUSB1", "gsm", "/dev/ttyUSB2"),
+        ("gsm:/dev/ttyUSB2,profile=ec25,card=Android", "gsm", "/dev/ttyUSB2"),
+        ("gsm:/dev/ttyUSB0,profile=sim800,card=USB Audio,card_rate=16000", "gsm", "/dev/ttyUSB0"),
+        ("sim:ec25", "sim", "ec25"),
+        ("sim:sim800", "sim", "sim800"),
         ("soundcard", "soundcard", ""),
         ("soundcard:USB Audio", "soundcard", "USB Audio"),
     ],
@@ -33,7 +38,10 @@ def test_every_line_kind_parses(text: str, kind: str, url: str) -> None:
     assert Config(line=text).line == text
 
 
-@pytest.mark.parametrize(("device", "driver"), [("usr5637", "voice-modem"), ("cx93001", "voice-modem"), ("sim7600", "gsm:sim7600")])
+@pytest.mark.parametrize(("device", "driver"), [
+    ("usr5637", "voice-modem"), ("cx93001", "voice-modem"),
+    ("sim7600", "gsm:sim7600"), ("ec25", "gsm:ec25"), ("sim800", "gsm:sim800"),
+])
 def test_a_simulated_device_rings_through_the_real_driver_with_caller_id(device: str, driver: str) -> None:
     async def scenario() -> tuple[str, str | None]:
         clock = ScaledClock(4.0)

@@ -1,7 +1,7 @@
 """Which line the box answers on, from the configuration's ``line`` string.
 
     "sim"                               the simulated line (test calls only)
-    "sim:usr5637"                       a simulated device (usr5637, cx93001, multitech, sim7600)
+    "sim:usr5637"                       a simulated device (usr5637, cx93001, sim7600, ec25, sim800)
                                         answered through the real driver on a pty
     "soundcard" / "soundcard:<name>"    the computer's microphone and speaker (a card whose name
                                         contains <name>): talk to the box on a laptop
@@ -11,6 +11,10 @@ busy-tone and dead-line detection and a hard length cap watch every call.
     "modem:<url>"                       a V.253 USB voice modem, e.g. modem:/dev/ttyACM0
     "modem:<url>,profile=cx930xx"       ... with its chipset named instead of detected
     "gsm:<url>,audio=<url>"             a SIM7600 GSM module: AT port and PCM audio port
+    "gsm:<url>,profile=ec25,audio=<url>"   a Quectel EC25: PCM on its NMEA port (+QPCMV=1,0)
+    "gsm:<url>,profile=ec25,card=<name>"   ... or its USB audio card (UAC, +QPCMV=1,2)
+    "gsm:<url>,profile=sim800,card=<name>[,card_rate=16000]"
+                                        a SIM800 whose analog audio is wired to a USB sound card
 
 URLs are anything pyserial's ``serial_for_url`` opens (a device, a pty,
 ``socket://``, ``rfc2217://``).
@@ -41,7 +45,7 @@ class LineSpec:
         return dict(self.options).get(name)
 
 
-_OPTIONS = {"sim": (), "modem": ("profile",), "gsm": ("audio", "profile"), "soundcard": ()}
+_OPTIONS = {"sim": (), "modem": ("profile",), "gsm": ("audio", "card", "card_rate", "profile"), "soundcard": ()}
 
 
 def parse_line(text: str) -> LineSpec:
@@ -71,8 +75,15 @@ def parse_line(text: str) -> LineSpec:
             raise ConfigError(f"line {text!r}: unknown option {extra!r} (options for {kind}: {known})")
         options.append((name, value))
     spec = LineSpec(kind, url, tuple(options))
-    if kind == "gsm" and spec.option("audio") is None:
-        raise ConfigError(f"line {text!r}: a GSM module needs its audio port, e.g. ',audio=/dev/ttyUSB4'")
+    if kind == "gsm":
+        if (spec.option("audio") is None) == (spec.option("card") is None):
+            raise ConfigError(
+                f"line {text!r}: a GSM module needs its audio: either a serial audio port "
+                "(',audio=/dev/ttyUSB4') or a sound card (',card=USB Audio'), not both"
+            )
+        rate = spec.option("card_rate")
+        if rate is not None and (not rate.isdigit() or int(rate) not in (8000, 16000, 44100, 48000)):
+            raise ConfigError(f"line {text!r}: card_rate must be 8000, 16000, 44100 or 48000, got {rate!r}")
     return spec
 
 
@@ -122,7 +133,14 @@ async def open_line(
         case "gsm":
             from appliance.line.gsm import GsmDriver
 
-            gsm = GsmDriver(spec.url, audio_url=spec.option("audio"), clock=clock,
+            card = None
+            if (card_name := spec.option("card")) is not None:
+                from appliance.line.audio_device import AudioDeviceSpec
+                from appliance.line.pyaudio_device import PyAudioDevice
+
+                rate = int(spec.option("card_rate") or 8000)
+                card = PyAudioDevice(AudioDeviceSpec(name=card_name, rate_hz=rate, frames_per_buffer=rate // 50))
+            gsm = GsmDriver(spec.url, audio_url=spec.option("audio"), audio_device=card, clock=clock,
                             profile_name=spec.option("profile") or "sim7600")
             await gsm.start()
             try:

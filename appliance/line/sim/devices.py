@@ -23,10 +23,11 @@ DEVICES: Final = {
     "usr5637": "usr5637",
     "cx93001": "cx930xx",
     "cx930xx": "cx930xx",
-    "multitech": "multitech",
     "sim7600": "sim7600",
+    "ec25": "ec25",
+    "sim800": "sim800",
 }
-GSM_PROFILES: Final = ("sim7600",)
+GSM_PROFILES: Final = ("sim7600", "ec25", "sim800")
 
 
 def device_profile(name: str) -> str:
@@ -48,7 +49,9 @@ async def simulated_device(
         from appliance.line.gsm import GsmDriver
 
         with GsmModemSim(profile, clock=clock, **extra) as gsm:
-            driver = GsmDriver(gsm.path, audio_url=gsm.audio_path, clock=clock, profile_name=profile)
+            # The EC25 here uses PCM on its NMEA port; the SIM800 has only its (sound) card.
+            driver = GsmDriver(gsm.path, audio_url=gsm.audio_path, audio_device=None if gsm.audio_path else gsm.card,
+                               clock=clock, profile_name=profile)
             await driver.start()
             try:
                 yield gsm, driver
