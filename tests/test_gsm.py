@@ -135,7 +135,7 @@ async def full_call(sim: GsmModemSim, driver: GsmDriver, *, number: str | None =
     await until(lambda: reply.astype("<i2").tobytes() in sim.heard()[heard_before:])
     sim.hang_up()
     await ended(call)
-    assert call.end_reason == "caller"
+    assert call.end_reason == "caller_hung_up"
     return call
 
 
@@ -194,7 +194,7 @@ def test_answer_retries_pcm_until_active_and_audio_flows_both_ways() -> None:
         assert sim.stats().uplink_overruns == 0
 
         await call.hang_up()
-        assert call.ended and call.end_reason == "box hung up"
+        assert call.ended and call.end_reason == "box_hung_up"
 
     sim = run(scenario, active_delay_s=0.5)
     commands = sim.stats().commands
@@ -229,7 +229,7 @@ def test_caller_hang_up_ends_the_call(end_order: str) -> None:
         sim.hang_up()
         async for _ in call.inbound():
             pass
-        assert call.ended and call.end_reason == "caller"
+        assert call.ended and call.end_reason == "caller_hung_up"
         await until(lambda: sim.stats().pcm_disables >= 1)  # AT+CPCMREG=0 after the call
 
     sim = run(scenario, end_order=end_order)

@@ -52,7 +52,7 @@ def test_a_call_carries_audio_both_ways_then_the_caller_hangs_up(audio: AudioPat
 
         sim.hang_up()
         await ended(call)
-        assert call.end_reason == "caller"
+        assert call.end_reason == "caller_hung_up"
         await until(lambda: sim.stats().pcm_disables == 1)
 
     sim = run(scenario, profile="ec25", audio=audio)
@@ -78,7 +78,7 @@ def test_the_ccinfo_release_alone_ends_the_call() -> None:
         assert call.index == 1  # named by +QIND: "ccinfo",1,... before the first RING
         sim.hang_up()
         await ended(call)
-        assert (call.end_reason, call.end_detail) == ("caller", '+QIND: "ccinfo" released')
+        assert (call.end_reason, call.end_detail) == ("caller_hung_up", '+QIND: "ccinfo" released')
 
     run(scenario, profile="ec25", end_order="state_only")
 
@@ -128,7 +128,7 @@ def test_a_box_hang_up_sends_chup_and_turns_the_audio_off() -> None:
     async def scenario(sim: GsmModemSim, driver: GsmDriver) -> None:
         call = await answered(sim, driver)
         await call.hang_up()
-        assert call.end_reason == "box hung up"
+        assert call.end_reason == "box_hung_up"
         await until(lambda: sim.stats().call_state == "released")
         await until(lambda: "AT+QPCMV=0" in sim.stats().commands)
 

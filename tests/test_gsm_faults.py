@@ -53,7 +53,7 @@ async def caller_hangs_up(sim: GsmModemSim, driver: GsmDriver, call: GsmCall) ->
     hung_up_at = driver.clock.monotonic()
     sim.hang_up()
     await ended(call)
-    assert call.end_reason == "caller"
+    assert call.end_reason == "caller_hung_up"
     assert call.ended_at is not None and call.ended_at - hung_up_at <= HANG_UP_WITHIN_S
 
 

@@ -112,7 +112,7 @@ def test_the_caller_hanging_up_ends_the_call_on_no_carrier() -> None:
         call = await answered(sim, driver)
         sim.hang_up()
         await ended(call)
-        assert (call.end_reason, call.end_detail) == ("caller", "NO CARRIER")
+        assert (call.end_reason, call.end_detail) == ("caller_hung_up", "NO CARRIER")
 
     run(scenario, profile="sim800", audio="card", end_order="no_carrier_only")
 

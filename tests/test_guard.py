@@ -236,7 +236,7 @@ def test_the_hard_maximum_ends_a_call_whose_line_never_drops() -> None:
 
     guard, inner, up_before = run(scenario)
     assert up_before
-    assert guard.end_reason == "max_length" and inner.ended
+    assert guard.end_reason == "max_call_length" and inner.ended
 
 
 def test_the_default_maximum_is_900_s() -> None:
@@ -252,7 +252,7 @@ def test_the_default_maximum_is_900_s() -> None:
         await read_all(guard)
         return guard.end_reason
 
-    assert run(scenario) == "max_length"
+    assert run(scenario) == "max_call_length"
 
 
 def test_the_box_hanging_up_ends_the_line_and_the_stream() -> None:

@@ -22,7 +22,7 @@ async def _until(port: SerialPort, marker: bytes, timeout_s: float = 3.0) -> byt
 
 def test_a_command_goes_out_and_its_answer_comes_back() -> None:
     async def scenario() -> bytes:
-        with VoiceModemSim("usr5637", clock=ScaledClock(1.0)).start() as sim:
+        with VoiceModemSim("usr5637", clock=ScaledClock(1.0)) as sim:
             port = await SerialPort.open(sim.path)
             try:
                 await port.write(b"ATI0\r")
@@ -35,7 +35,7 @@ def test_a_command_goes_out_and_its_answer_comes_back() -> None:
 
 def test_an_unplugged_modem_ends_the_stream_with_port_lost() -> None:
     async def scenario() -> None:
-        with VoiceModemSim("usr5637", clock=ScaledClock(1.0)).start() as sim:
+        with VoiceModemSim("usr5637", clock=ScaledClock(1.0)) as sim:
             port = await SerialPort.open(sim.path)
             try:
                 sim.unplug()

@@ -246,6 +246,7 @@ def test_cancelled_play_stops_at_once_and_listens_again() -> None:
 
 @pytest.mark.parametrize(("profile", "style"), [("usr5637", None), ("usr5637", "busy"), ("cx930xx", None)])
 def test_caller_hang_up_ends_the_call(profile: str, style: str | None) -> None:
+    # Default style: dial tone on the USR (<DLE>d), loop drop on the Conexant (<DLE>l).
     with simulated(profile) as sim:
 
         async def main() -> None:
@@ -254,7 +255,7 @@ def test_caller_hang_up_ends_the_call(profile: str, style: str | None) -> None:
                 sim.hang_up(style)  # type: ignore[arg-type]
                 async for _ in call.inbound():
                     pass  # ends by itself
-                assert call.ended
+                assert call.ended and call.end_reason == "caller_hung_up"
                 await until(lambda: not sim.stats().off_hook and sim.stats().mode == "command")
                 assert sim.stats().fclass == 0
                 # The line is ready for the next caller.
@@ -290,7 +291,7 @@ def test_box_hang_up_puts_the_modem_on_hook() -> None:
             async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
                 call = await answered(driver, sim)
                 await call.hang_up()
-                assert call.ended
+                assert call.ended and call.end_reason == "box_hung_up"
                 stats = sim.stats()
                 assert (stats.off_hook, stats.fclass, stats.mode, stats.call_state) == (False, 0, "command", "gone")
                 assert stats.protocol_violations == ()
@@ -307,28 +308,68 @@ def test_maximum_call_length_hangs_up() -> None:
                 call = await answered(driver, sim)
                 async for _ in call.inbound():
                     pass
-                assert call.ended
+                assert call.ended and call.end_reason == "max_call_length"
                 await until(lambda: not sim.stats().off_hook)
 
         run(main)
 
 
-def test_unplug_reports_line_error_and_bad_health() -> None:
-    with simulated("usr5637") as sim:
+# Unplugging, a hung modem, extension phones, call waiting and garbage on the
+# wire: tests/test_voice_modem_faults.py.
+
+
+@pytest.mark.parametrize("profile", ["usr5637", "cx930xx"])
+def test_a_whole_call_with_random_write_sizes(profile: str) -> None:
+    # The modem's writes are cut at random (1-700 B, seeded): DLE pairs, CRLFs,
+    # CONNECT and the first audio bytes split across reads, as on USB.
+    spoken = tone(1600, hz=600)
+    prompt = np.concatenate([tone(160 * 20), ulaw_decode(b"\x10" * 160)])  # µ-law 0x10 must be doubled
+    with simulated(profile, chunking=True, seed=3) as sim:
 
         async def main() -> None:
             async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
                 call = await answered(driver, sim)
-                sim.unplug()
+                sim.say(ulaw_encode(spoken).tobytes())
+                sim.press("8", duration_s=0.3)
+                heard: list[np.ndarray] = []
+                keys: list[str] = []
+                async for item in call.inbound():
+                    if isinstance(item, Dtmf):
+                        keys.append(item.digit)
+                    else:
+                        heard.append(item)
+                    if len(heard) >= 40:  # 0.8 s: the words and the key are in
+                        break
+                samples = np.concatenate(heard)
+                loud = np.flatnonzero(np.abs(samples) > 1000)
+                got = samples[loud[0] : loud[0] + spoken.size]
+                np.testing.assert_array_equal(got, ulaw_decode(ulaw_encode(spoken)))
+                assert keys == ["8"]
+                assert await call.play(frames_of(prompt)) == 21
+                assert sim.heard()[: prompt.size] == ulaw_encode(prompt).tobytes()
+                sim.hang_up()
                 async for _ in call.inbound():
-                    pass  # the call ends with the modem
-                assert call.ended
-                with pytest.raises(LineError):
-                    async for _ in driver.incoming():
-                        pass
-                health = driver.health()
-                assert not health.ok and health.detail == "port-lost"
-                assert await call.play(frames_of(tone(160))) == 0  # the call is over, not a crash
-                await call.hang_up()  # harmless after the loss
+                    pass
+                assert call.end_reason == "caller_hung_up"
+                await until(lambda: not sim.stats().off_hook and sim.stats().fclass == 0)
+                assert sim.stats().protocol_violations == ()
+
+        run(main)
+
+
+def test_ringing_counts_the_rings_for_the_answering_policy() -> None:
+    with simulated("usr5637") as sim:
+
+        async def main() -> None:
+            async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
+                incoming = await next_call(driver, sim, "0145678901")
+                assert 1 <= incoming.ringing.rings <= 2  # offered once the caller ID was in
+                assert await incoming.ringing.wait_rings(3) is True  # "answer at the third ring"
+                assert incoming.ringing.rings == 3 == sim.stats().rings
+                call = await incoming.answer()
+                assert not incoming.ringing.stopped and sim.stats().off_hook
+                with pytest.raises(LineError, match="answered already"):
+                    await incoming.answer()
+                await call.hang_up()
 
         run(main)

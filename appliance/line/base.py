@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -35,15 +35,22 @@ class LineHealth:
     detail: str = ""
 
 
+# Call.end_reason words every driver shares; drivers add their own for what only they see
+# ("extension_picked_up", "modem_not_responding", "call_dropped", "dial_tone", "dead_line"...).
+CALLER_HUNG_UP: Final = "caller_hung_up"  # the line's protocol said so (NO CARRIER, <DLE>d, loop drop)
+BOX_HUNG_UP: Final = "box_hung_up"
+LINE_LOST: Final = "line_lost"  # the port or the card vanished
+LINE_CLOSED: Final = "line_closed"  # the driver was closed during the call
+MAX_CALL_LENGTH: Final = "max_call_length"
+
+
 class Call(Protocol):
     call_id: str
     caller_id: str | None
     end_reason: str
     """Why the call ended, as the line saw it ("" while it runs): recorded with the call.
 
-    Short words, e.g. "caller" (the protocol said so), "dial_tone", "busy",
-    "loop_drop", "dead_line", "max_length", "extension_picked_up", "line_lost",
-    "box hung up".
+    One of the words above, or a driver's own (see the module constants).
     """
 
     def inbound(self) -> AsyncIterator[Inbound]:

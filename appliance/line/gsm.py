@@ -42,7 +42,7 @@ from appliance.clock import Clock
 from appliance.errors import LineError
 from appliance.line.at import FinalResult, Urc
 from appliance.line.audio_device import AudioDevice
-from appliance.line.base import Dtmf, LineHealth
+from appliance.line.base import BOX_HUNG_UP, CALLER_HUNG_UP, LINE_CLOSED, Dtmf, LineHealth
 from appliance.line.gsm_at import COMMAND_TIMEOUT_S, AtChannel, clock_sleep, real_seconds
 from appliance.line.gsm_audio import CARD_OPEN_WINDOW_S, REOPEN_EVERY_S, AudioPath, CardAudio, SerialPcmAudio, Uplink
 from appliance.line.gsm_call import GsmCall, GsmIncomingCall
@@ -176,7 +176,7 @@ class GsmDriver:
             if self._channel_alive():
                 with contextlib.suppress(LineError):
                     await call.hang_up()
-            call._end("line closed", "")
+            call._end(LINE_CLOSED, "")
         if self._teardown is not None and not self._teardown.done():
             # The last call's audio-off commands: a module left streaming PCM keeps
             # its audio port busy for whoever opens it next.
@@ -319,7 +319,7 @@ class GsmDriver:
             if ringing is not None and ringing.index in (None, index):
                 self._caller_left(f"{source} released")
             elif call is not None and not call.ended and call.index in (None, index):
-                call._end("caller", f"{source} released")
+                call._end(CALLER_HUNG_UP, f"{source} released")
             return
         if direction != 1 or state == _CALL_WAITING:
             return  # a waiting caller is not this call
@@ -337,7 +337,7 @@ class GsmDriver:
             self._ringing = None
         call = self._call
         if call is not None and not call.ended:
-            call._end("caller", signal)
+            call._end(CALLER_HUNG_UP, signal)
 
     def _on_dtmf(self, value: str) -> None:
         call = self._call
@@ -479,9 +479,9 @@ class GsmDriver:
         """Release the call's audio, and tell the module what it does not know yet."""
         if self._closed:
             return
-        if call.end_reason in ("box hung up", "audio_failed", "line closed"):
+        if call.end_reason in (BOX_HUNG_UP, "audio_failed", LINE_CLOSED):
             then = "nothing"  # whoever ended it sends the hang-up and audio-off commands
-        elif call.end_reason == "caller":
+        elif call.end_reason == CALLER_HUNG_UP:
             then = "audio_off"  # the module's call is over; its audio setting is not
         else:
             # A sound card or audio port lost, a watchdog verdict: the module may still

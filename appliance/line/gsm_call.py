@@ -8,15 +8,15 @@ the module stays in the driver; these objects hold the call's state.
 
 Why a call ended, in ``end_reason`` (the short words of ``base.Call``):
 
-    "caller"        the module said the caller left (NO CARRIER, VOICE CALL: END,
+    "caller_hung_up" the module said the caller left (NO CARRIER, VOICE CALL: END,
                     +CLCC stat 6, +QIND ccinfo -1); ``end_detail`` names the signal
-    "box hung up"   the box ended it (``hang_up()``)
+    "box_hung_up"   the box ended it (``hang_up()``)
     "line_lost"     the AT port, the audio port or the sound card vanished, or the
                     module stopped answering the +CLCC watchdog
     "call_dropped"  the watchdog found no call in two +CLCC lists in a row (the
                     network dropped it and the URCs were lost: a zombie call)
     "audio_failed"  the audio could not be turned on; ``answer()`` raised
-    "line closed"   the driver was closed during the call
+    "line_closed"   the driver was closed during the call
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from appliance.clock import Clock
 from appliance.errors import LineError
-from appliance.line.base import Inbound, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, Inbound, drop_queued_audio
 from appliance.line.callerid import CallerIdCollector
 from appliance.line.gsm_at import sleep_until
 from appliance.line.gsm_audio import LINE_RATE_HZ, Uplink
@@ -143,7 +143,7 @@ class GsmCall:
     async def hang_up(self) -> None:
         if self._ended:
             return
-        self._end("box hung up", "")
+        self._end(BOX_HUNG_UP, "")
         await self._driver._hang_up_module()
 
     def _start_audio(self, uplink: Uplink) -> None:

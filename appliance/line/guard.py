@@ -41,12 +41,11 @@ import numpy as np
 from appliance.audio.tones import BUSY_TONE, DEAD_LINE, DIAL_TONE, PLANS, HangupDetector
 from appliance.clock import Clock
 from appliance.errors import ConfigError
-from appliance.line.base import Call, Dtmf, Inbound, IncomingCall, LineDriver, LineHealth, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, MAX_CALL_LENGTH, Call, Dtmf, Inbound, IncomingCall, LineDriver, LineHealth, drop_queued_audio
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_LENGTH: Final = "max_length"
-BOX_HUNG_UP: Final = "box_hung_up"
+MAX_LENGTH: Final = MAX_CALL_LENGTH
 LINE_ENDED: Final = "line_ended"  # the driver ended the call and gave no reason of its own
 LINE_FAILED: Final = "line_failed"  # the driver's inbound() raised
 END_REASONS: Final = (DIAL_TONE, BUSY_TONE, DEAD_LINE, MAX_LENGTH, BOX_HUNG_UP, LINE_ENDED, LINE_FAILED)

@@ -46,12 +46,11 @@ from appliance.audio.resample import StreamResampler
 from appliance.clock import Clock
 from appliance.errors import LineError
 from appliance.line.audio_device import AudioDevice, AudioDeviceError, AudioStream
-from appliance.line.base import Dtmf, Inbound, LineHealth, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, Dtmf, Inbound, LineHealth, drop_queued_audio
 from appliance.line.ringing import Ringing
 
 _LOGGER = logging.getLogger(__name__)
 
-BOX_HUNG_UP: Final = "box_hung_up"
 AUDIO_DEVICE_LOST: Final = "audio_device_lost"
 
 CAPTURE_STALL_S: Final = 5.0  # a blocking read returns every 20 ms; 5 s without one is a hung card

@@ -21,7 +21,7 @@ from appliance.clock import ScaledClock
 from appliance.errors import ScenarioError
 from appliance.line.base import LineDriver
 from appliance.line.guard import GuardedLine, HangupSettings
-from appliance.line.sim.devices import simulated_device
+from appliance.line.sim.devices import GSM_PROFILES, simulated_device
 from appliance.line.sim.gsm_modem import GsmModemSim
 from appliance.line.sim.identities import IDENTITIES
 from appliance.line.sim.voice_modem import VoiceModemSim
@@ -116,6 +116,8 @@ class DeviceCaller:
             case "uplink_stall":
                 assert isinstance(sim, GsmModemSim)
                 await asyncio.to_thread(sim.stall_uplink)
+                await asyncio.sleep(lasting_s)
+                await asyncio.to_thread(sim.resume_uplink)
             case _:
                 raise ScenarioError(f"no such line fault {fault!r}")
 
@@ -138,19 +140,23 @@ async def device_line(
 ) -> AsyncIterator[tuple[LineDriver, DeviceCaller]]:
     """A started simulator and the real driver on it; the call is already ringing."""
     clock = ScaledClock(1.0)
-    async with simulated_device(profile, clock, options=_sim_options(faults)) as (sim, driver):
+    gsm = profile in GSM_PROFILES
+    async with simulated_device(profile, clock, options=_sim_options(faults, gsm=gsm)) as (sim, driver):
+        if isinstance(sim, GsmModemSim) and faults.cpcmreg_refusals:
+            await asyncio.to_thread(sim.refuse_cpcmreg, faults.cpcmreg_refusals)
         sim.ring(caller_id if isinstance(sim, GsmModemSim) else caller_id or "P")
         # Guarded as on a real line: a dial tone or a dead line ends the call too.
         yield GuardedLine(driver, clock, hangup), DeviceCaller(sim, profile, faults)
 
 
-def _sim_options(faults: LineFaults) -> dict[str, object]:
+def _sim_options(faults: LineFaults, *, gsm: bool) -> dict[str, object]:
     """The simulator's constructor options for a scenario's whole-call faults."""
     options: dict[str, object] = {}
     if faults.random_chunks is not None:
-        options["seed"] = faults.random_chunks
+        if gsm:
+            options["chunk_seed"] = faults.random_chunks
+        else:
+            options.update(seed=faults.random_chunks, chunking=True)
     if faults.abandon_at_ring is not None:
         options["rings_until_abandon"] = faults.abandon_at_ring
-    if faults.cpcmreg_refusals:
-        options["cpcmreg_refusals"] = faults.cpcmreg_refusals
     return options

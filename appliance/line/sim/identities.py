@@ -7,7 +7,11 @@ telephony.md 1.1, 1.6 and 6.2. Chipset *behaviour* comes from the profile files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
+
+
+SampleKind = Literal["u8", "s8", "s16", "ulaw", "alaw", "adpcm"]
+"""How samples are coded on the wire (``sample_codec`` encodes and decodes them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,7 @@ class Format:
     bits: int
     rates: tuple[int, ...]
     silence: int  # the byte a silent line carries in this format
+    kind: SampleKind
 
     def bytes_per_s(self, rate: int) -> int:
         return rate * (16 if self.bits > 8 else self.bits) // 8
@@ -29,44 +34,48 @@ class Identity:
     default_vsm: int
     vsd_range: str
     vendor_commands: frozenset[str]  # accepted and ignored (caller-ID snooping etc.)
+    by_id: str
+    """The name udev gives the port under /dev/serial/by-id/ [unverified: standard udev naming, 1.2]."""
 
 
-def _usr(cml: int, name: str, bits: int, rates: tuple[int, ...], silence: int) -> Format:
+def _usr(cml: int, name: str, bits: int, rates: tuple[int, ...], silence: int, kind: SampleKind) -> Format:
     listing = f'{cml},"{name}",({",".join(map(str, rates))})'
-    return Format(cml, listing, bits, rates, silence)
+    return Format(cml, listing, bits, rates, silence, kind)
 
 
-def _cx(cml: int, name: str, bits: int, silence: int) -> Format:
-    return Format(cml, f'{cml},"{name}",{bits},0,8000,0,0', bits, (8000,), silence)
+def _cx(cml: int, name: str, bits: int, silence: int, kind: SampleKind) -> Format:
+    return Format(cml, f'{cml},"{name}",{bits},0,8000,0,0', bits, (8000,), silence, kind)
 
 
 IDENTITIES: Final = {
     "usr5637": Identity(
         info={"I0": "5601", "I3": "U.S. Robotics 56K FAX USB V1.2.23"},
         formats=(
-            _usr(128, "8-BIT LINEAR", 8, (7200, 8000, 11025), 0x80),
-            _usr(129, "16-BIT LINEAR", 16, (7200, 8000, 11025), 0x00),
-            _usr(130, "8-BIT ALAW", 8, (8000,), 0xD5),
-            _usr(131, "8-BIT ULAW", 8, (8000,), 0xFF),
-            _usr(132, "IMA ADPCM", 4, (7200, 8000, 11025), 0x00),
+            _usr(128, "8-BIT LINEAR", 8, (7200, 8000, 11025), 0x80, "u8"),
+            _usr(129, "16-BIT LINEAR", 16, (7200, 8000, 11025), 0x00, "s16"),
+            _usr(130, "8-BIT ALAW", 8, (8000,), 0xD5, "alaw"),
+            _usr(131, "8-BIT ULAW", 8, (8000,), 0xFF, "ulaw"),
+            _usr(132, "IMA ADPCM", 4, (7200, 8000, 11025), 0x00, "adpcm"),
         ),
         default_vsm=128,
         vsd_range="(0,127,128,129),(0-255)",
         vendor_commands=frozenset(),
+        by_id="usb-U.S._Robotics_USB_Modem_0000001-if00",
     ),
     "cx930xx": Identity(
         info={"I0": "56000", "I3": "CX93001-EIS_V0.2013-V92", "+GMI9": "CONEXANT ACF"},
         formats=(
-            _cx(0, "SIGNED PCM", 8, 0x00),
-            _cx(1, "UNSIGNED PCM", 8, 0x80),
-            _cx(129, "IMA ADPCM", 4, 0x00),
-            _cx(130, "UNSIGNED PCM", 8, 0x80),
-            _cx(131, "Mu-Law", 8, 0xFF),
-            _cx(132, "A-Law", 8, 0xD5),
-            _cx(133, "14 bit PCM", 14, 0x00),
+            _cx(0, "SIGNED PCM", 8, 0x00, "s8"),
+            _cx(1, "UNSIGNED PCM", 8, 0x80, "u8"),
+            _cx(129, "IMA ADPCM", 4, 0x00, "adpcm"),
+            _cx(130, "UNSIGNED PCM", 8, 0x80, "u8"),
+            _cx(131, "Mu-Law", 8, 0xFF, "ulaw"),
+            _cx(132, "A-Law", 8, 0xD5, "alaw"),
+            _cx(133, "14 bit PCM", 14, 0x00, "s16"),
         ),
         default_vsm=1,
         vsd_range="(0-255),(0-255)",  # [unverified]
         vendor_commands=frozenset({"-SCID", "-STE", "!4886", "!4892", "+GCI"}),
+        by_id="usb-Conexant_USB_Modem_24680246-if00",
     ),
 }

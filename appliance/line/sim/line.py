@@ -27,7 +27,7 @@ import numpy as np
 from appliance.audio import FRAME_MS, FRAME_SAMPLES
 from appliance.clock import SystemClock
 from appliance.errors import LineError
-from appliance.line.base import Dtmf, Inbound, LineHealth, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, CALLER_HUNG_UP, Dtmf, Inbound, LineHealth, drop_queued_audio
 from appliance.line.ringing import Ringing
 
 MAX_RINGS = 15
@@ -122,7 +122,7 @@ class SimCall:
         return sent
 
     async def hang_up(self) -> None:
-        self._end("box hung up")
+        self._end(BOX_HUNG_UP)
 
     def discard_received(self) -> int:
         return drop_queued_audio(self._audio)
@@ -156,7 +156,7 @@ class SimCall:
         self.send_audio([_SILENCE] * int(seconds * 1000 / FRAME_MS))
 
     def caller_hangs_up(self) -> None:
-        self._end("caller")
+        self._end(CALLER_HUNG_UP)
 
     def _end(self, reason: str) -> None:
         if not self._ended.is_set():
