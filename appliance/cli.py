@@ -2,6 +2,12 @@
 
 Every command turns an ``ApplianceError`` into one clear line and a non-zero exit
 status: no traceback reaches the person at the console.
+
+Exit status: 0 success; 1 failure (an internal error says "run with -v"); 2 bad
+usage, configuration or scenario; 130 interrupted. ``diagnose-line`` adds
+3 (no modem to talk to: the port is missing, not permitted, busy, or nothing
+answers AT) and 4 (the modem answered but the box cannot use it as it is: no
+voice mode, unknown chipset, no SIM, no network); 0 means ready.
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="check, or assemble and verify, the model files")
     models.add_argument("action", choices=("status", "ensure"), nargs="?", default="status")
 
+    diagnose = sub.add_parser(
+        "diagnose-line",
+        help="probe a modem (never off-hook, never dialling): chipset, voice, caller ID; save the transcript",
+    )
+    diagnose.add_argument("port", help="the modem's tty: /dev/ttyACM0, /dev/ttyUSB2, /dev/appliance-modem, ...")
+    diagnose.add_argument(
+        "--out", type=Path, default=Path("."), help="directory for diagnose-<chipset>-<date>.txt (default: here)"
+    )
+
     bench = sub.add_parser("bench", help="latency, real-time factors, load time and memory over scenarios")
     bench.add_argument("scenarios", type=Path, nargs="*", default=[Path("tests/scenarios")])
     bench.add_argument("--json", type=Path, default=Path("bench.json"))
@@ -61,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "diagnose-line":
+        # Before the configuration: a broken config file must not stop a look at the modem.
+        from appliance.line.diagnose import run as diagnose_line
+
+        return diagnose_line(args.port, out_dir=args.out, echo=_say, complain=_complain)
     from appliance.config import load_config
 
     config = load_config(args.config, data_dir=args.data_dir)

@@ -69,7 +69,7 @@ def _rate_ranges(text: str) -> tuple[tuple[int, int], ...]:
     ranges = []
     for item in text.strip("() ").split(","):
         bounds = item.strip().split("-")
-        if not all(b.strip().isdigit() for b in bounds) or len(bounds) > 2:
+        if not all(b.strip().isdecimal() for b in bounds) or len(bounds) > 2:
             return ()  # a shape we do not know: say "unknown" rather than guess
         ranges.append((int(bounds[0]), int(bounds[-1])))
     return tuple(ranges)
@@ -88,7 +88,8 @@ def parse_vsm_methods(answer: str) -> tuple[VsmMethod, ...]:
             if fields_ and fields_[0].startswith("("):  # USR: rate list only
                 rates = _rate_ranges(fields_[0])
             elif fields_:  # Conexant: <bps>,<tm>,<vsr>,<sds>,<sel>
-                bits = int(fields_[0]) if fields_[0].isdigit() else None
+                # isdecimal, not isdigit: "²" is a digit that int() refuses.
+                bits = int(fields_[0]) if fields_[0].isdecimal() else None
                 if len(fields_) >= 3:
                     rates = _rate_ranges(fields_[2])
             methods.append(VsmMethod(cml=cml, name=name, bits=bits, rate_ranges_hz=rates))
