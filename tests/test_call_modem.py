@@ -24,7 +24,9 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=PARIS)
 
 def test_the_box_answers_a_modem_call_speaks_its_greeting_and_logs_the_hang_up(speech, tmp_path: Path) -> None:
     config = replace(Config(), data_dir=tmp_path, line="modem:placeholder")
-    line_clock = ScaledClock(8.0)  # the line runs 8x faster than real time
+    # The line runs 4x faster than real time: the greeting is synthesised about that
+    # fast, so the modem hears it with few underruns even on a busy machine.
+    line_clock = ScaledClock(4.0)
 
     async def run() -> tuple[bytes, list[str], str | None]:
         box = Appliance(config, clock=FixedClock(NOW), speech=speech)
@@ -35,7 +37,7 @@ def test_the_box_answers_a_modem_call_speaks_its_greeting_and_logs_the_hang_up(s
                     sim.ring("0612345678")
                     async with asyncio.timeout(120):
                         # The greeting is spoken through +VTX; then the box listens again (+VRX).
-                        while not (len(sim.heard()) > 8000 * 5 and sim.stats().mode == "vrx"):
+                        while not (len(sim.heard()) > 8000 * 2 and sim.stats().mode == "vrx"):
                             await asyncio.sleep(0.1)
                         sim.hang_up()
                         while not queries.recent_calls(box.store, NOW.replace(year=2000)) or \
