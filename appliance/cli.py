@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="answer the line (and serve the web page)")
     run.add_argument("--no-web", action="store_true", help="do not start the web process")
+    run.add_argument(
+        "--line",
+        help="answer on this line instead of the configured one: soundcard (talk to the box with this "
+        "computer's microphone), sim:usr5637, modem:/dev/ttyACM0, ... (README, \"Lines\")",
+    )
 
     sub.add_parser("web", help="serve the local web page")
 
@@ -83,7 +88,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return diagnose_line(args.port, out_dir=args.out, echo=_say, complain=_complain)
     from appliance.config import load_config
 
-    config = load_config(args.config, data_dir=args.data_dir)
+    config = load_config(args.config, data_dir=args.data_dir, line=getattr(args, "line", None))
     match args.command:
         case "run":
             from appliance.runtime import run_box

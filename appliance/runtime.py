@@ -76,6 +76,18 @@ async def _serve(box: Appliance) -> None:
 
 def _banner(config: Config, box: Appliance) -> str:
     web = f"http://{config.web.host}:{config.web.port}"
+    if config.line.startswith("soundcard"):
+        return (
+            f"\nThe box is answering for {box.practice.name} through this computer's microphone and speaker.\n"
+            f"  web page:     {web}\n\n"
+            "Speak after the greeting, as on the phone. When a call ends, press Enter for the next one.\n"
+            "Stop with Ctrl-C.\n"
+        )
+    if config.line.startswith("sim:"):
+        return (
+            f"\nThe box is answering for {box.practice.name} through the real driver on a simulated "
+            f"{config.line[4:]} (nothing rings it but a test).\n  web page:     {web}\n"
+        )
     if config.line != "sim":
         return f"\nThe box is answering for {box.practice.name} on {config.line}.\n  web page:     {web}\n"
     return (

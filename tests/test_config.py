@@ -50,3 +50,19 @@ def test_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, problem: 
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_run_line_on_the_command_line_overrides_the_file_and_is_validated(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "box.toml"
+    path.write_text("line = 'modem:/dev/ttyACM0'\n")
+    assert load_config(path, line="soundcard").line == "soundcard"
+    done = subprocess.run(
+        [sys.executable, "-m", "appliance", "--config", str(path), "run", "--line", "fax:/dev/ttyS0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "line must start with one of sim, modem, gsm, soundcard" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -28,6 +28,8 @@ from appliance.line.sim.voice_modem import VoiceModemSim
 from appliance.simulate.scenario import LineFaults
 
 _KEY_INTERVAL_S: Final = 0.25  # between two key presses of one entry (a brisk caller)
+_RING_PERIOD_S: Final = 5.0  # France: 1.5 s on, 3.5 s off (set on the simulator when a caller gives up)
+_INTO_RING_S: Final = 0.3  # a caller who gives up at ring N hangs up this far into it
 # Bytes a flaky USB link or another program (ModemManager probing) puts on the line:
 # half a response, a stray AT command echo, binary noise with DLE and NUL.
 _GARBAGE: Final = b"\r\nOK\r\n\x00\xff\x10AT+GCAP\r\x10\x10\xfe+CME ERR"
@@ -145,8 +147,17 @@ async def device_line(
         if isinstance(sim, GsmModemSim) and faults.cpcmreg_refusals:
             await asyncio.to_thread(sim.refuse_cpcmreg, faults.cpcmreg_refusals)
         sim.ring(caller_id if isinstance(sim, GsmModemSim) else caller_id or "P")
+        giving_up = None
+        if faults.abandon_at_ring is not None:
+            # Into ring N, before its caller ID: the box never had a chance to pick up.
+            delay = (faults.abandon_at_ring - 1) * _RING_PERIOD_S + _INTO_RING_S
+            giving_up = asyncio.get_running_loop().call_later(delay, sim.abandon)
         # Guarded as on a real line: a dial tone or a dead line ends the call too.
-        yield GuardedLine(driver, clock, hangup), DeviceCaller(sim, profile, faults)
+        try:
+            yield GuardedLine(driver, clock, hangup), DeviceCaller(sim, profile, faults)
+        finally:
+            if giving_up is not None:
+                giving_up.cancel()
 
 
 def _sim_options(faults: LineFaults, *, gsm: bool) -> dict[str, object]:
@@ -158,5 +169,5 @@ def _sim_options(faults: LineFaults, *, gsm: bool) -> dict[str, object]:
         else:
             options.update(seed=faults.random_chunks, chunking=True)
     if faults.abandon_at_ring is not None:
-        options["rings_until_abandon"] = faults.abandon_at_ring
+        options["ring_period_s"] = _RING_PERIOD_S
     return options
