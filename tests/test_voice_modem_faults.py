@@ -27,6 +27,7 @@ from appliance.line import voice_modem
 from appliance.line.base import Dtmf
 from appliance.line.sim.voice_modem import VoiceModemSim
 from appliance.line.voice_modem import VoiceModemDriver
+from appliance.line.guard import GuardedCall, HangupSettings
 from appliance.line.voice_modem_call import VoiceModemCall
 
 RATE = 10.0
@@ -620,6 +621,44 @@ def test_garbage_on_the_line_is_skipped(where: str) -> None:
                 sim.hang_up("dial_tone")
                 await to_the_end(call)
                 assert call.end_reason == "caller_hung_up"
+                await until(lambda: on_hook_in_data_class(sim))
+                await serves_another_call(driver, sim)
+
+        run(main)
+
+
+@pytest.mark.parametrize(
+    ("profile", "style", "reason"),
+    [
+        ("usr5637", "dial_tone_only", "dial_tone"),
+        ("cx930xx", "dial_tone_only", "dial_tone"),
+        ("usr5637", "busy", "caller_hung_up"),  # <DLE>b, or the busy tone if the event is late
+        ("usr5637", "silence", "dead_line"),
+        ("cx930xx", "silence", "dead_line"),
+        ("usr5637", "loop_drop", "dead_line"),  # the USR does not report a loop drop (1.7)
+        ("usr5637", "never", "max_call_length"),
+    ],
+)
+def test_with_the_box_own_detectors_every_hang_up_style_is_caught(profile: str, style: str, reason: str) -> None:
+    # What the box really runs: the driver behind the hang-up guard (open_line does this).
+    settings = HangupSettings(max_call_s=30.0)
+    with simulated(profile) as sim:
+
+        async def main() -> None:
+            async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
+                call = GuardedCall(await answered(driver, sim), sim.clock, settings)
+                answered_at = sim.clock.monotonic()
+                await listen(call, 0.5)
+                sim.hang_up(style)  # type: ignore[arg-type]
+                hung_up_at = sim.clock.monotonic()
+                await to_the_end(call)
+                took = sim.clock.monotonic() - hung_up_at
+                if style == "never":  # nothing tells: only the length cap ends it
+                    assert call.end_reason == "max_call_length"
+                    assert sim.clock.monotonic() - answered_at <= settings.max_call_s + 1.5
+                else:
+                    assert call.end_reason == reason or (style == "busy" and call.end_reason == "busy_tone")
+                    assert took <= HANG_UP_DETECTED_S
                 await until(lambda: on_hook_in_data_class(sim))
                 await serves_another_call(driver, sim)
 
