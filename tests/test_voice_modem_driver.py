@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
-from appliance.clock import PARIS, ScaledClock
+from appliance.clock import PARIS
 from appliance.errors import LineError
 from appliance.line.base import Dtmf
 from appliance.line.sim.voice_modem import VoiceModemSim
+
 from appliance.line.voice_modem import VoiceModemDriver
 from appliance.line.voice_modem_call import VoiceModemCall, codec_for
+
+from .modem_harness import run_within, simulated_modem, until
 
 RATE = 10.0
 DEADLINE_S = 5.0  # real seconds; every step normally takes well under one
@@ -30,24 +33,12 @@ ULAW = 131  # both simulated chipsets list µ-law as 131 (telephony.md 1.6)
 
 @contextmanager
 def simulated(profile: str = "usr5637", **options: object) -> Iterator[VoiceModemSim]:
-    sim = VoiceModemSim(profile, clock=ScaledClock(RATE, start=START), **options).start()  # type: ignore[arg-type]
-    try:
+    with simulated_modem(profile, rate=RATE, start=START, **options) as sim:
         yield sim
-    finally:
-        sim.close()  # re-raises a crash of the simulator thread
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(DEADLINE_S):
-            await main()
-
-    asyncio.run(bounded())
-
-
-async def until(done: Callable[[], bool]) -> None:
-    while not done():
-        await asyncio.sleep(0.005)
+    run_within(DEADLINE_S, main)
 
 
 def tone(samples: int, hz: float = 440.0, amplitude: int = 8000) -> np.ndarray:

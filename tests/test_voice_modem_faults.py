@@ -21,14 +21,17 @@ import numpy as np
 import pytest
 
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
-from appliance.clock import PARIS, ScaledClock
+from appliance.clock import PARIS
 from appliance.errors import LineError
 from appliance.line import voice_modem
 from appliance.line.base import Dtmf
 from appliance.line.sim.voice_modem import VoiceModemSim
+
 from appliance.line.voice_modem import VoiceModemDriver
 from appliance.line.guard import GuardedCall, HangupSettings
 from appliance.line.voice_modem_call import VoiceModemCall
+
+from .modem_harness import run_within, simulated_modem, until
 
 RATE = 10.0
 DEADLINE_S = 30.0  # real seconds for a whole test; each normally takes 1-3
@@ -39,25 +42,12 @@ BOTH = ["usr5637", "cx930xx"]
 
 @contextmanager
 def simulated(profile: str, **options: object) -> Iterator[VoiceModemSim]:
-    sim = VoiceModemSim(profile, clock=ScaledClock(RATE, start=START), seed=7, chunking=True, **options)  # type: ignore[arg-type]
-    sim.start()
-    try:
+    with simulated_modem(profile, rate=RATE, start=START, seed=7, chunking=True, **options) as sim:
         yield sim
-    finally:
-        sim.close()  # re-raises a crash of the simulator thread
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(DEADLINE_S):
-            await main()
-
-    asyncio.run(bounded())
-
-
-async def until(done: Callable[[], bool]) -> None:
-    while not done():
-        await asyncio.sleep(0.005)
+    run_within(DEADLINE_S, main)
 
 
 async def clock_sleep(sim: VoiceModemSim, seconds: float) -> None:

@@ -90,6 +90,19 @@ def drop_queued_audio(queue: asyncio.Queue[Any]) -> int:
     return dropped
 
 
+async def read_until_end(queue: asyncio.Queue[Any], end: object) -> AsyncIterator[Inbound]:
+    """``inbound`` for calls that queue items and, last, an ``end`` marker.
+
+    The marker is put back, so a second reader (the session after a guard) ends too.
+    """
+    while True:
+        item = await queue.get()
+        if item is end:
+            queue.put_nowait(end)
+            return
+        yield item
+
+
 class IncomingCall(Protocol):
     caller_id: str | None
     ringing: Ringing

@@ -41,7 +41,18 @@ import numpy as np
 from appliance.audio.tones import BUSY_TONE, DEAD_LINE, DIAL_TONE, PLANS, HangupDetector
 from appliance.clock import Clock
 from appliance.errors import ConfigError
-from appliance.line.base import BOX_HUNG_UP, MAX_CALL_LENGTH, Call, Dtmf, Inbound, IncomingCall, LineDriver, LineHealth, drop_queued_audio
+from appliance.line.base import (
+    BOX_HUNG_UP,
+    MAX_CALL_LENGTH,
+    Call,
+    Dtmf,
+    Inbound,
+    IncomingCall,
+    LineDriver,
+    LineHealth,
+    drop_queued_audio,
+    read_until_end,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -141,13 +152,8 @@ class GuardedCall:
 
     # -- the Call protocol ------------------------------------------------------------
 
-    async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                self._queue.put_nowait(_END)  # a second reader ends too
-                return
-            yield item  # type: ignore[misc]
+    def inbound(self) -> AsyncIterator[Inbound]:
+        return read_until_end(self._queue, _END)
 
     async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
         if self.ended:

@@ -46,7 +46,7 @@ from appliance.audio.resample import StreamResampler
 from appliance.clock import Clock
 from appliance.errors import LineError
 from appliance.line.audio_device import AudioDevice, AudioDeviceError, AudioStream
-from appliance.line.base import BOX_HUNG_UP, Dtmf, Inbound, LineHealth, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, Dtmf, Inbound, LineHealth, drop_queued_audio, read_until_end
 from appliance.line.ringing import Ringing
 
 _LOGGER = logging.getLogger(__name__)
@@ -110,13 +110,8 @@ class SoundCardCall:
 
     # -- the Call protocol ----------------------------------------------------------------
 
-    async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                self._queue.put_nowait(_END)  # a second reader ends too
-                return
-            yield item  # type: ignore[misc]
+    def inbound(self) -> AsyncIterator[Inbound]:
+        return read_until_end(self._queue, _END)
 
     async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
         """Write frames as fast as the card takes them; cancelling stops at once.

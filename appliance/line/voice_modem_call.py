@@ -37,7 +37,7 @@ from appliance.audio import FRAME_SAMPLES, LINE_RATE_HZ
 from appliance.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from appliance.clock import Clock
 from appliance.errors import LineError
-from appliance.line.base import BOX_HUNG_UP, Dtmf, Inbound, drop_queued_audio
+from appliance.line.base import BOX_HUNG_UP, Dtmf, Inbound, drop_queued_audio, read_until_end
 from appliance.line.callerid import CallerIdCollector
 from appliance.line.dle import shield
 from appliance.line.ringing import Ringing
@@ -160,13 +160,8 @@ class VoiceModemCall:
     def discard_received(self) -> int:
         return drop_queued_audio(self._queue)
 
-    async def inbound(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                self._queue.put_nowait(_END)  # a second reader ends too
-                return
-            yield item  # type: ignore[misc]
+    def inbound(self) -> AsyncIterator[Inbound]:
+        return read_until_end(self._queue, _END)
 
     async def play(self, frames: AsyncIterable[np.ndarray]) -> int:
         if self._ended:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Final
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
 import numpy as np
 
@@ -33,6 +33,18 @@ _INTO_RING_S: Final = 0.3  # a caller who gives up at ring N hangs up this far i
 # Bytes a flaky USB link or another program (ModemManager probing) puts on the line:
 # half a response, a stray AT command echo, binary noise with DLE and NUL.
 _GARBAGE: Final = b"\r\nOK\r\n\x00\xff\x10AT+GCAP\r\x10\x10\xfe+CME ERR"
+
+
+# fault → (the simulator it needs, what starts it, what ends it after fault_s or None)
+_FAULTS: Final[dict[str, tuple[type | None, Callable[[Any], None], Callable[[Any], None] | None]]] = {
+    "garbage": (None, lambda sim: sim.garbage(_GARBAGE), None),
+    "call_waiting": (None, lambda sim: sim.call_waiting("0698765432"), None),
+    "extension_pickup": (VoiceModemSim, lambda sim: sim.pick_up_extension(), None),
+    "stops_answering": (VoiceModemSim, lambda sim: sim.stop_answering(), lambda sim: sim.resume_answering()),
+    "unplug_replug": (VoiceModemSim, lambda sim: sim.unplug(), lambda sim: sim.replug()),
+    "port_vanishes": (GsmModemSim, lambda sim: sim.vanish_port(), lambda sim: sim.restore_port()),
+    "uplink_stall": (GsmModemSim, lambda sim: sim.stall_uplink(), lambda sim: sim.resume_uplink()),
+}
 
 
 class DeviceCaller:
@@ -91,37 +103,15 @@ class DeviceCaller:
 
     async def inject(self, fault: str, lasting_s: float) -> None:
         """A scenario's mid-call line fault (``scenario.DEVICE_FAULTS``), on the simulator's thread."""
-        sim = self.sim
-        match fault:
-            case "garbage":
-                await asyncio.to_thread(sim.garbage, _GARBAGE)
-            case "call_waiting":
-                await asyncio.to_thread(sim.call_waiting, "0698765432")
-            case "extension_pickup":
-                assert isinstance(sim, VoiceModemSim)
-                await asyncio.to_thread(sim.pick_up_extension)
-            case "stops_answering":
-                assert isinstance(sim, VoiceModemSim)
-                await asyncio.to_thread(sim.stop_answering)
-                await asyncio.sleep(lasting_s)
-                await asyncio.to_thread(sim.resume_answering)
-            case "unplug_replug":
-                assert isinstance(sim, VoiceModemSim)
-                await asyncio.to_thread(sim.unplug)
-                await asyncio.sleep(lasting_s)
-                await asyncio.to_thread(sim.replug)
-            case "port_vanishes":
-                assert isinstance(sim, GsmModemSim)
-                await asyncio.to_thread(sim.vanish_port)
-                await asyncio.sleep(lasting_s)
-                await asyncio.to_thread(sim.restore_port)
-            case "uplink_stall":
-                assert isinstance(sim, GsmModemSim)
-                await asyncio.to_thread(sim.stall_uplink)
-                await asyncio.sleep(lasting_s)
-                await asyncio.to_thread(sim.resume_uplink)
-            case _:
-                raise ScenarioError(f"no such line fault {fault!r}")
+        if fault not in _FAULTS:
+            raise ScenarioError(f"no such line fault {fault!r}")
+        kind, begin, end = _FAULTS[fault]
+        if kind is not None and not isinstance(self.sim, kind):
+            raise ScenarioError(f"the line fault {fault!r} needs a {kind.kind} line")
+        await asyncio.to_thread(begin, self.sim)
+        if end is not None:  # a fault that lasts: the device comes back after lasting_s
+            await asyncio.sleep(lasting_s)
+            await asyncio.to_thread(end, self.sim)
 
     def _in_modem_format(self, pcm: np.ndarray) -> bytes:
         """The caller's audio in whatever +VSM format the box chose."""
