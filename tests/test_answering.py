@@ -138,3 +138,38 @@ def test_the_box_consults_the_policy_before_picking_up_and_records_no_call_it_le
             box.close()
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_on_a_voice_modem_the_box_picks_up_at_the_ring_the_practice_chose() -> None:
+    from appliance.clock import ScaledClock
+    from appliance.line.sim.voice_modem import VoiceModemSim
+    from appliance.line.voice_modem import VoiceModemDriver
+
+    async def scenario(sim: VoiceModemSim) -> tuple[bool, int]:
+        async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
+            sim.ring("0612345678")
+            incoming = await anext(driver.incoming())
+            taken = await policy(during_hours="after_rings", rings=3).take(incoming, TUESDAY_10H)
+            call = await incoming.answer()
+            await call.hang_up()
+            return taken, incoming.ringing.rings
+
+    with VoiceModemSim("usr5637", clock=ScaledClock(10.0)) as sim:
+        taken, rings = asyncio.run(asyncio.wait_for(scenario(sim), 30))
+    assert taken and rings == 3
+
+
+def test_on_a_voice_modem_a_call_that_stops_ringing_is_left_alone() -> None:
+    from appliance.clock import ScaledClock
+    from appliance.line.sim.voice_modem import VoiceModemSim
+    from appliance.line.voice_modem import VoiceModemDriver
+
+    async def scenario(sim: VoiceModemSim) -> bool:
+        async with VoiceModemDriver(sim.path, clock=sim.clock) as driver:
+            sim.ring("0612345678")
+            incoming = await anext(driver.incoming())
+            sim.abandon()  # or a handset lifted in the practice: the rings just stop
+            return await policy(during_hours="after_rings", rings=4).take(incoming, TUESDAY_10H)
+
+    with VoiceModemSim("usr5637", clock=ScaledClock(10.0)) as sim:
+        assert asyncio.run(asyncio.wait_for(scenario(sim), 30)) is False
