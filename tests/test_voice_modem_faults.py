@@ -23,7 +23,7 @@ import pytest
 from appliance.audio.g711 import ulaw_decode, ulaw_encode
 from appliance.clock import PARIS
 from appliance.errors import LineError
-from appliance.line import voice_modem
+from appliance.line import voice_modem_recovery
 from appliance.line.base import Dtmf
 from appliance.line.sim.voice_modem import VoiceModemSim
 
@@ -520,7 +520,7 @@ def test_call_offered_just_before_the_modem_hangs_fails_to_answer_cleanly() -> N
 
 
 def test_modem_that_hangs_while_idle_is_found_by_the_idle_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(voice_modem, "_IDLE_PROBE_S", 5.0)  # 60 s of line time is too long to wait here
+    monkeypatch.setattr(voice_modem_recovery, "_IDLE_PROBE_S", 5.0)  # 60 s of line time is too long to wait here
     with simulated("cx930xx") as sim:
 
         async def main() -> None:

@@ -7,10 +7,11 @@ offering: once its number is known, or at the second ring without caller ID
 cut the FSK burst). Each call's ``Ringing`` counts its rings for the answering
 policy; it stops when they stop, or when the chipset says an extension was lifted.
 
-Answered. The driver's reader task pushes decoded audio, key presses and the end of the
-call in here; ``play`` switches the half-duplex modem from ``+VRX`` to ``+VTX``
-and back (telephony.md 1.8), pacing the audio by the injected clock so the
-modem's small transmit buffer (1-2 KB) neither runs dry nor overflows.
+Answered. The driver pushes in here the audio, key presses and end of the call
+that its channel's reader decodes (``voice_modem_channel``); ``play`` switches
+the half-duplex modem from ``+VRX`` to ``+VTX`` and back (telephony.md 1.8),
+pacing the audio by the injected clock so the modem's small transmit buffer
+(1-2 KB) neither runs dry nor overflows.
 
 Why a call ended (``VoiceModemCall.end_reason``), one stable code each:
 
