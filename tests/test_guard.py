@@ -334,3 +334,15 @@ def test_a_failing_driver_ends_the_call_without_an_exception_reaching_the_sessio
 def test_settings_that_would_miss_or_invent_hang_ups_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"hangup.{field}"):
         HangupSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_call_the_driver_just_ended_already_gives_the_driver_reason() -> None:
+    # The session can see ``ended`` (from the driver) before the guard's watcher has
+    # run: the reason it records then must be the driver's, not "".
+    async def scenario() -> tuple[bool, str]:
+        inner = held_call()
+        guard = GuardedCall(inner, ManualClock(), HangupSettings())
+        inner.caller_hangs_up()  # no await between: the watcher has not looked yet
+        return guard.ended, guard.end_reason
+
+    assert run(scenario) == (True, "caller_hung_up")

@@ -132,7 +132,7 @@ class GuardedCall:
         self.call_id = call.call_id
         self.caller_id = call.caller_id
         self.settings = settings or HangupSettings()
-        self.end_reason = ""
+        self._end_reason = ""
         self._clock = clock
         self._deadline = clock.monotonic() + self.settings.max_call_s
         self._detector = self.settings.detector()
@@ -144,6 +144,14 @@ class GuardedCall:
     @property
     def ended(self) -> bool:
         return self._ended or self.inner.ended
+
+    @property
+    def end_reason(self) -> str:
+        # The driver may have ended the call a moment before the watcher saw its
+        # stream end: its reason is the call's reason then, never "".
+        if self._end_reason:
+            return self._end_reason
+        return (self.inner.end_reason or LINE_ENDED) if self.inner.ended else ""
 
     @property
     def heard_s(self) -> float:
@@ -229,7 +237,7 @@ class GuardedCall:
         """End the call once, whoever asks first; the returned hang-up is shared by all."""
         if self._hanging_up is None:
             self._ended = True
-            self.end_reason = reason
+            self._end_reason = reason
             self._queue.put_nowait(_END)
             # A task of its own: cancelling whoever waits on it must not abandon a
             # modem half-way through going on-hook.
