@@ -43,7 +43,7 @@ def run_box(
         )
     try:
         echo(_banner(config, box))
-        asyncio.run(_serve(box))
+        asyncio.run(_serve(box, echo))
     finally:
         box.close()
         if web is not None:
@@ -53,13 +53,14 @@ def run_box(
     return 0
 
 
-async def _serve(box: Appliance) -> None:
+async def _serve(box: Appliance, echo: Callable[[str], None]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     config = box.config
-    async with open_line(config.line, box.clock, max_call_s=config.speech.max_call_s, hangup=config.hangup) as line:
+    async with open_line(config.line, box.clock, max_call_s=config.speech.max_call_s, hangup=config.hangup,
+                         say=echo) as line:
         notify("READY=1")
         notify(f"STATUS=answering on {line.name}: {line.health().detail}")
         serving = asyncio.create_task(box.serve(line))

@@ -28,7 +28,7 @@ from appliance.errors import LineError
 from appliance.line.audio_device import AudioDeviceError, AudioDeviceSpec
 from appliance.line.base import Dtmf, Inbound
 from appliance.line.sim.audio_device import FakeAudioDevice
-from appliance.line.soundcard import SoundCardCall, SoundCardIncomingCall, SoundCardLine
+from appliance.line.soundcard import EnterOrPause, SoundCardCall, SoundCardIncomingCall, SoundCardLine
 from tests.sounds import frames, tone
 
 DEADLINE_S = 10.0
@@ -469,7 +469,8 @@ def test_on_a_terminal_enter_offers_the_next_call(
 
     async def scenario() -> None:
         clock = ScaledClock(2.0)
-        line = SoundCardLine(FakeAudioDevice(SPEC, clock), clock)
+        # As ``appliance run`` builds it: the prompt goes to the console.
+        line = SoundCardLine(FakeAudioDevice(SPEC, clock), clock, next_call=EnterOrPause(clock, say=print))
         offers = line.incoming()
         call = await (await anext(offers)).answer()
         await call.hang_up()

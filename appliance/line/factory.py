@@ -23,7 +23,7 @@ URLs are anything pyserial's ``serial_for_url`` opens (a device, a pty,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 from appliance.clock import Clock
@@ -95,8 +95,9 @@ async def open_line(
     realtime_sim: bool = True,
     max_call_s: float = 900.0,
     hangup: HangupSettings | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> AsyncIterator[LineDriver]:
-    """The started line driver for ``text``; closed on exit."""
+    """The started line driver for ``text``; closed on exit. ``say``: the console, for the laptop line's prompts."""
     spec = parse_line(text)
     guard = hangup or HangupSettings()
     match spec.kind:
@@ -108,9 +109,10 @@ async def open_line(
         case "soundcard":
             from appliance.line.audio_device import AudioDeviceSpec
             from appliance.line.pyaudio_device import PyAudioDevice
-            from appliance.line.soundcard import SoundCardLine
+            from appliance.line.soundcard import EnterOrPause, SoundCardLine
 
-            card = SoundCardLine(PyAudioDevice(AudioDeviceSpec(name=spec.url)), clock)
+            next_call = EnterOrPause(clock, say=say) if say is not None else None
+            card = SoundCardLine(PyAudioDevice(AudioDeviceSpec(name=spec.url)), clock, next_call=next_call)
             try:
                 # A microphone behind noise suppression goes digitally silent while
                 # the person thinks: only tones and the length cap end such a call.

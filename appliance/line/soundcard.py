@@ -353,7 +353,8 @@ class SoundCardLine:
     """The laptop's microphone and speaker as a phone line (implements ``LineDriver``).
 
     ``next_call`` decides when the next call is offered once one is over; the
-    default waits for Enter on a terminal, or ``pause_s`` (clock seconds) without one.
+    default (``EnterOrPause``) waits for Enter on a terminal, or ``pause_s`` (clock
+    seconds) without one.
     """
 
     name = "soundcard"
@@ -368,12 +369,10 @@ class SoundCardLine:
     ) -> None:
         self.device = device
         self._clock = clock
-        self._next_call = next_call or self._enter_or_pause
-        self._pause_s = pause_s
+        self._next_call = next_call or EnterOrPause(clock, pause_s=pause_s)
         self._closed = asyncio.Event()
         self._offer: SoundCardIncomingCall | None = None
         self._problem = ""
-        self._console_gone = False
         self.calls_offered = 0
 
     async def incoming(self) -> AsyncIterator[SoundCardIncomingCall]:
@@ -439,10 +438,27 @@ class SoundCardLine:
                 pending.cancel()
         return not self._closed.is_set()
 
-    async def _enter_or_pause(self) -> None:
+
+
+class EnterOrPause:
+    """The laptop line's default ``next_call``: Enter on a terminal, else a pause.
+
+    ``say`` is the console the prompt goes to: the CLI's own output when ``appliance
+    run`` builds the line (``open_line(..., say=echo)``), the log otherwise.
+    """
+
+    def __init__(
+        self, clock: Clock, *, say: Callable[[str], None] = _LOGGER.info, pause_s: float = NEXT_CALL_PAUSE_S
+    ) -> None:
+        self._clock = clock
+        self._say = say
+        self._pause_s = pause_s
+        self._console_gone = False
+
+    async def __call__(self) -> None:
         stdin = sys.stdin
         if not self._console_gone and stdin is not None and _is_terminal(stdin):
-            print("\nCall over. Press Enter to call the box again (Ctrl+C stops it).", flush=True)
+            self._say("\nCall over. Press Enter to call the box again (Ctrl+C stops it).")
             if await _enter_pressed(stdin):
                 return
             self._console_gone = True  # stdin closed: a person can no longer press anything
