@@ -23,18 +23,9 @@ from appliance.line.at import (
 from appliance.line.callerid import CallerIdCollector
 from appliance.line.dle import DleEvent
 
+from .parser_items import merged_at
+
 OK = FinalResult("OK", False)
-
-
-def merged(items: list[AtItem]) -> list[AtItem]:
-    """Adjacent garbage joined: where a read cut through noise is not behaviour."""
-    out: list[AtItem] = []
-    for item in items:
-        if isinstance(item, Garbage) and out and isinstance(out[-1], Garbage):
-            out[-1] = Garbage(out[-1].data + item.data)
-        else:
-            out.append(item)
-    return out
 
 
 def parse(data: bytes, **flags: bool) -> list[AtItem]:
@@ -44,7 +35,7 @@ def parse(data: bytes, **flags: bool) -> list[AtItem]:
 def assert_same_at_every_split(data: bytes, expected: list[AtItem], **flags: bool) -> None:
     for cut in range(len(data) + 1):
         parser = AtParser(**flags)
-        items = merged(parser.feed(data[:cut]) + parser.feed(data[cut:]))
+        items = merged_at(parser.feed(data[:cut]) + parser.feed(data[cut:]))
         assert items == expected, f"split at {cut}: {data[:cut]!r} | {data[cut:]!r}"
 
 
@@ -306,7 +297,7 @@ def test_binary_line_is_garbage_and_the_next_line_still_parses() -> None:
 
 
 def test_audio_from_a_modem_left_in_voice_mode_cannot_grow_the_buffer() -> None:
-    items = merged(parse(b"\x80" * 10_000))
+    items = merged_at(parse(b"\x80" * 10_000))
     assert items == [Garbage(b"\x80" * 8192)]  # whole 2048-byte blocks; the rest is pending
 
 
@@ -330,7 +321,7 @@ def test_a_babbling_modem_never_raises(data: bytes, echo: bool, numeric: bool) -
 def test_any_bytes_split_anywhere_parse_like_one_read(data: bytes, cut: int) -> None:
     whole = AtParser()
     split = AtParser()
-    assert merged(split.feed(data[:cut]) + split.feed(data[cut:])) == merged(whole.feed(data))
+    assert merged_at(split.feed(data[:cut]) + split.feed(data[cut:])) == merged_at(whole.feed(data))
 
 
 # --- commands ----------------------------------------------------------------

@@ -21,16 +21,7 @@ from appliance.line.dle import (
     shield,
 )
 
-
-def merged(items: list[DleItem]) -> list[DleItem]:
-    """Items with adjacent audio joined: how audio is cut into reads is not behaviour."""
-    out: list[DleItem] = []
-    for item in items:
-        if isinstance(item, Audio) and out and isinstance(out[-1], Audio):
-            out[-1] = Audio(out[-1].data + item.data)
-        else:
-            out.append(item)
-    return out
+from .parser_items import merged_dle
 
 
 def decode(*reads: bytes) -> list[DleItem]:
@@ -38,7 +29,7 @@ def decode(*reads: bytes) -> list[DleItem]:
     items: list[DleItem] = []
     for read in reads:
         items += decoder.feed(read)
-    return merged(items)
+    return merged_dle(items)
 
 
 def codes(items: list[DleItem]) -> list[str]:
@@ -113,7 +104,7 @@ EXPECTED = [
 
 def test_recorded_call_decodes_to_presses_events_and_clean_audio() -> None:
     decoder = DleDecoder()
-    assert merged(decoder.feed(RECORDING)) == EXPECTED
+    assert merged_dle(decoder.feed(RECORDING)) == EXPECTED
     assert decoder.ended
     assert decoder.take_rest() == b"\r\nOK\r\n"  # for the AT parser, never audio
     assert decoder.take_rest() == b""
@@ -122,7 +113,7 @@ def test_recorded_call_decodes_to_presses_events_and_clean_audio() -> None:
 def test_recorded_call_split_at_every_position_gives_the_same_items() -> None:
     for cut in range(len(RECORDING) + 1):
         decoder = DleDecoder()
-        items = merged(decoder.feed(RECORDING[:cut]) + decoder.feed(RECORDING[cut:]))
+        items = merged_dle(decoder.feed(RECORDING[:cut]) + decoder.feed(RECORDING[cut:]))
         assert items == EXPECTED, f"split at {cut}"
         assert decoder.take_rest() == b"\r\nOK\r\n", f"split at {cut}"
 
@@ -236,5 +227,5 @@ def test_shielded_audio_survives_any_cutting_into_reads(data: bytes, cuts: list[
 def test_any_bytes_split_anywhere_decode_like_one_read(data: bytes, cut: int) -> None:
     whole = DleDecoder()
     split = DleDecoder()
-    assert merged(split.feed(data[:cut]) + split.feed(data[cut:])) == merged(whole.feed(data))
+    assert merged_dle(split.feed(data[:cut]) + split.feed(data[cut:])) == merged_dle(whole.feed(data))
     assert split.take_rest() == whole.take_rest()

@@ -27,11 +27,13 @@ import string
 from hypothesis import given, settings, strategies as st
 
 from appliance.errors import LineError
-from appliance.line.at import AtItem, AtParser, Echo, FinalResult, Garbage, InformationLine, Urc, format_command
+from appliance.line.at import AtItem, AtParser, Echo, FinalResult, InformationLine, Urc, format_command
 from appliance.line.callerid import CallerId, CallerIdCollector, parse_caller_id
 from appliance.line.dle import END, ETX, Audio, DleDecoder, DleEvent, DleItem, event_code, shield
 from appliance.line.profile import builtin_profiles
 from appliance.line.vsm import ENCODING_PREFERENCE, parse_vsm_methods, pick_voice_format
+
+from .parser_items import merged_at, merged_dle
 
 FAST = settings(max_examples=150, deadline=None)
 CUTS = st.lists(st.integers(min_value=0, max_value=2500), max_size=24)
@@ -67,16 +69,6 @@ _NOISE = st.one_of(
 _PRINTABLE = st.text(alphabet=[chr(c) for c in range(0x20, 0x7F)], min_size=1, max_size=60)
 _LINE_TOKEN = st.tuples(st.one_of(_MODEM_LINES, _PRINTABLE.map(str.encode)), _TERMINATORS).map(b"".join)
 MODEM_STREAM = st.lists(st.one_of(_LINE_TOKEN, _LINE_TOKEN, _NOISE), max_size=30).map(b"".join)
-
-
-def merged_at(items: list[AtItem]) -> list[AtItem]:
-    out: list[AtItem] = []
-    for item in items:
-        if isinstance(item, Garbage) and out and isinstance(out[-1], Garbage):
-            out[-1] = Garbage(out[-1].data + item.data)
-        else:
-            out.append(item)
-    return out
 
 
 def at_items(reads: list[bytes], *, echo: bool, numeric: bool, expect: str | None) -> list[AtItem]:
@@ -135,16 +127,6 @@ def test_format_command_either_frames_one_command_line_or_refuses_it(command: st
 # not DTMF group markers (/ ~ and the 0x7F typo), not a complex event packet (X).
 _PLAIN_CODES = sorted(set(range(256)) - {DLE, 0x1A, ETX, ord("/"), ord("~"), 0x7F, ord("X")})
 _AUDIO = st.lists(st.one_of(st.just(b"\x10"), st.binary(max_size=8)), max_size=8).map(b"".join)  # DLE-rich
-
-
-def merged_dle(items: list[DleItem]) -> list[DleItem]:
-    out: list[DleItem] = []
-    for item in items:
-        if isinstance(item, Audio) and out and isinstance(out[-1], Audio):
-            out[-1] = Audio(out[-1].data + item.data)
-        else:
-            out.append(item)
-    return out
 
 
 def dle_decode(reads: list[bytes]) -> tuple[list[DleItem], bytes]:
