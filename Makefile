@@ -15,18 +15,21 @@ WHEEL_CACHE  ?= $(HOME)/.cache/appliance/wheels
 APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config espeak-ng sox cmake ninja-build build-essential
 DATA_DIR     ?= var
 
-.PHONY: run test bench install models apt clean help
+CLOUD_VENV   := .venv-cloud
+
+.PHONY: run test bench bench-sync install models cloud-servers apt clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run     install what is missing, then run the box (simulated line, demo practice, http://127.0.0.1:8080)"
 	@echo "make test    install what is missing, then run every test"
 	@echo "make bench   latency, real-time factors, load time and memory over tests/scenarios"
+	@echo "make bench-sync  crash, outage and throughput figures of the outbox against a local FHIR server"
 
 run: install
 	$(VENV)/bin/appliance --data-dir $(DATA_DIR) run
 
-test: install
+test: install cloud-servers
 	$(VENV)/bin/pytest -q
 
 bench: install
@@ -78,5 +81,14 @@ $(VENV)/.stamp-models: $(VENV)/.stamp-deps models/packages.txt $(wildcard models
 
 models: $(VENV)/.stamp-models
 
+# -- the cloud agenda servers the sync tests run against (their own venv) -----------
+cloud-servers: $(CLOUD_VENV)/.stamp
+
+$(CLOUD_VENV)/.stamp: tests/cloud/requirements.txt | $(VENV)/.stamp-apt
+	@echo "==> installing the test cloud servers (FHIR, CalDAV) into $(CLOUD_VENV)"
+	$(PYTHON) -m venv $(CLOUD_VENV)
+	$(CLOUD_VENV)/bin/pip install -q --disable-pip-version-check -r tests/cloud/requirements.txt
+	@touch $@
+
 clean:
-	rm -rf $(VENV) $(DATA_DIR) bench.json .pytest_cache
+	rm -rf $(VENV) $(CLOUD_VENV) $(DATA_DIR) bench.json bench-sync.json .pytest_cache

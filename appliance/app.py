@@ -28,7 +28,7 @@ from appliance.inbox import LocalInbox
 from appliance.line.base import Call, IncomingCall, LineDriver
 from appliance.line.sim.line import SimCall
 from appliance.speech.loading import SpeechModels
-from appliance.store import Store, queries
+from appliance.store import Store, appointments, queries
 from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Appliance:
             queries.save_practice(tx, self.practice)
         if self.practice.id == "demo":
             # The demo practice comes with a realistic agenda around "now".
-            queries.seed_appointments(self.store, self.practice, self.clock.now())
+            appointments.seed_appointments(self.store, self.practice, self.clock.now())
         self.agenda = LocalAgenda(self.store, self.practice, self.clock)
         self.inbox = LocalInbox(self.store, self.clock)
         self.answering = AnsweringPolicy(config.answering, self.practice)

@@ -9,6 +9,7 @@
     ├── LineError          the line driver lost its device or the call
     ├── SpeechError        recognition or synthesis failed for one utterance
     └── SyncError          the cloud agenda refused or could not be reached
+        └── SyncConflict   the cloud has something else at that time (sync/adapter.py)
 
 The code is what goes into call events and the web page; the message is for people.
 Boundaries wrap foreign exceptions: ``raise SyncError("fhir-conflict", detail) from err``.
@@ -63,4 +64,10 @@ class SpeechError(ApplianceError):
 
 
 class SyncError(ApplianceError):
+    """``retry``: worth trying again later (unreachable, 5xx, 429), or refused for good."""
+
     default_code = "sync-error"
+
+    def __init__(self, code: str | None = None, detail: str = "", *, retry: bool = False) -> None:
+        super().__init__(code, detail)
+        self.retry = retry

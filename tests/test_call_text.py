@@ -18,7 +18,7 @@ from appliance.config import Config
 from appliance.events import AssistantReplied
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
-from appliance.store import Store, queries
+from appliance.store import Store, appointments, outbox, queries
 
 from appliance.app import Appliance
 from appliance.clock import FixedClock
@@ -70,7 +70,7 @@ def test_a_booking_is_in_the_store_with_its_outbox_row_and_the_call_log(tmp_path
     assert booking["sync_state"] == "pending"
     store = Store.open(tmp_path / "data" / "appliance.db")
     try:
-        [entry] = [e for e in queries.outbox_entries(store) if e.aggregate_key == f"appt-{booking['id']}"]
+        [entry] = [e for e in outbox.outbox_entries(store) if e.aggregate_key == f"appt-{booking['id']}"]
         assert entry.kind == "appointment.created"
         [call] = queries.recent_calls(store, load_scenario(SCENARIOS / "book_basic.toml").now.replace(year=2000))
         assert call.outcome == "booked"
@@ -169,7 +169,7 @@ def test_a_slot_taken_by_another_line_meanwhile_is_replaced_by_new_offers(tmp_pa
     assert result.outcome == "booked"
     store = Store.open(config.db_path)
     try:
-        booked = queries.get_appointment(store, result.appointment_id)
+        booked = appointments.get_appointment(store, result.appointment_id)
     finally:
         store.close()
     assert booked.start != stolen[0].start or booked.practitioner_id != stolen[0].practitioner_id

@@ -14,8 +14,8 @@ from appliance.agenda.practice import builtin_practice
 from appliance.clock import PARIS, FixedClock
 from appliance.errors import SlotTaken, StoreError
 from appliance.store import Store
-from appliance.store import queries
-from appliance.store.queries import BookingRequest
+from appliance.store import appointments, outbox, queries, settings
+from appliance.store.appointments import BookingRequest
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=PARIS)  # a Tuesday
 DEMO = builtin_practice("demo")
@@ -53,11 +53,11 @@ WEDNESDAY_9H = datetime(2026, 3, 4, 9, 0, tzinfo=PARIS)
 def test_opening_twice_applies_each_migration_once_and_keeps_the_data(tmp_path: Path) -> None:
     path = tmp_path / "box.sqlite3"
     with Store.open(path) as first:
-        queries.put_setting(first, "greeting", "Bonjour")
+        settings.put_setting(first, "greeting", "Bonjour")
 
     with Store.open(path) as again:
-        assert again.applied_migrations() == [(1, "init")]
-        assert queries.get_setting(again, "greeting") == "Bonjour"
+        assert again.applied_migrations() == [(1, "init"), (2, "sync")]
+        assert settings.get_setting(again, "greeting") == "Bonjour"
 
 
 def test_the_file_is_in_wal_mode_with_foreign_keys_enforced(store: Store) -> None:
@@ -73,7 +73,7 @@ def test_a_database_from_a_newer_box_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "box.sqlite3"
     with Store.open(path) as store, store.transaction() as tx:
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2, 'future', 'x')"
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'x')"
         )
 
     with pytest.raises(StoreError) as caught:
@@ -84,10 +84,10 @@ def test_a_database_from_a_newer_box_is_refused(tmp_path: Path) -> None:
 
 def test_a_transaction_rolls_back_when_its_block_raises(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
-        queries.put_setting(tx, "greeting", "Bonjour")
+        settings.put_setting(tx, "greeting", "Bonjour")
         raise RuntimeError("power cut")
 
-    assert queries.get_setting(store, "greeting") is None
+    assert settings.get_setting(store, "greeting") is None
 
 
 def test_a_nested_transaction_is_refused_instead_of_deadlocking(store: Store) -> None:
@@ -102,22 +102,23 @@ def test_saving_the_practice_again_replaces_the_copy(store: Store) -> None:
     with store.snapshot() as tx:
         practitioners = tx.one("SELECT COUNT(*) FROM practitioners")[0]
     assert practitioners == 2
-    assert queries.get_setting(store, "practice")["name"] == "Cabinet médical des Tilleuls"
+    assert settings.get_setting(store, "practice")["name"] == "Cabinet médical des Tilleuls"
 
 
 # --- Booking -------------------------------------------------------------------
 
 
 def test_booking_writes_the_appointment_and_its_outbox_row(store: Store) -> None:
-    booked = queries.book(store, DEMO, request(WEDNESDAY_9H))
+    booked = appointments.book(store, DEMO, request(WEDNESDAY_9H))
 
-    assert queries.get_appointment(store, booked.id) == booked
+    assert appointments.get_appointment(store, booked.id) == booked
     assert booked.start == WEDNESDAY_9H and booked.start.tzinfo == PARIS
     assert (booked.status, booked.origin, booked.sync_state) == ("booked", "phone", "pending")
     assert booked.patient_birth_date == date(1980, 5, 17)
-    [entry] = queries.outbox_entries(store)
+    [entry] = outbox.outbox_entries(store)
     assert entry.kind == "appointment.created"
-    assert entry.idempotency_key == f"appt-{booked.id}-created"
+    key = f"{settings.box_id(store)}/appt-{booked.id}"
+    assert entry.idempotency_key == f"{key}-created" and entry.payload["key"] == key
     assert entry.aggregate_key == f"appt-{booked.id}"
     assert entry.state == "pending" and entry.payload["start"] == "2026-03-04T09:00:00+01:00"
     assert entry.payload["patient_last_name"] == "Durand"
@@ -129,36 +130,36 @@ def test_a_failure_between_appointment_and_outbox_leaves_nothing_written(
     def enqueue_fails(*args: object, **kwargs: object) -> int:
         raise StoreError("disk-full", "simulated failure after the appointment insert")
 
-    monkeypatch.setattr(queries, "enqueue", enqueue_fails)
+    monkeypatch.setattr(appointments, "enqueue", enqueue_fails)
 
     with pytest.raises(StoreError, match="disk-full"):
-        queries.book(store, DEMO, request(WEDNESDAY_9H))
+        appointments.book(store, DEMO, request(WEDNESDAY_9H))
 
-    assert queries.busy_intervals(store, WEDNESDAY_9H, WEDNESDAY_9H + timedelta(hours=1)) == []
-    assert queries.outbox_entries(store) == []
+    assert appointments.busy_intervals(store, WEDNESDAY_9H, WEDNESDAY_9H + timedelta(hours=1)) == []
+    assert outbox.outbox_entries(store) == []
 
 
 def test_the_same_slot_cannot_be_booked_twice(store: Store) -> None:
-    queries.book(store, DEMO, request(WEDNESDAY_9H))
+    appointments.book(store, DEMO, request(WEDNESDAY_9H))
 
     with pytest.raises(SlotTaken):
-        queries.book(store, DEMO, request(WEDNESDAY_9H, patient_last_name="Petit"))
+        appointments.book(store, DEMO, request(WEDNESDAY_9H, patient_last_name="Petit"))
 
-    assert len(queries.outbox_entries(store)) == 1
+    assert len(outbox.outbox_entries(store)) == 1
 
 
 def test_an_overlapping_visit_is_refused_but_back_to_back_ones_are_fine(store: Store) -> None:
-    queries.book(store, DEMO, request(WEDNESDAY_9H))  # 9:00-9:20
+    appointments.book(store, DEMO, request(WEDNESDAY_9H))  # 9:00-9:20
 
     with pytest.raises(SlotTaken):
-        queries.book(store, DEMO, request(WEDNESDAY_9H + timedelta(minutes=10)))
-    queries.book(store, DEMO, request(WEDNESDAY_9H + timedelta(minutes=20)))
-    queries.book(store, DEMO, request(WEDNESDAY_9H, practitioner_id="bernard"))
+        appointments.book(store, DEMO, request(WEDNESDAY_9H + timedelta(minutes=10)))
+    appointments.book(store, DEMO, request(WEDNESDAY_9H + timedelta(minutes=20)))
+    appointments.book(store, DEMO, request(WEDNESDAY_9H, practitioner_id="bernard"))
 
 
 def test_a_booking_for_a_reason_the_practitioner_does_not_see_is_invalid(store: Store) -> None:
     with pytest.raises(StoreError) as caught:
-        queries.book(store, DEMO, request(WEDNESDAY_9H, minutes=30, reason_id="premiere"))
+        appointments.book(store, DEMO, request(WEDNESDAY_9H, minutes=30, reason_id="premiere"))
 
     assert caught.value.code == "booking-invalid"
 
@@ -174,7 +175,7 @@ def test_two_threads_booking_the_same_slot_through_two_stores_one_wins(tmp_path:
     def book_with(store: Store, name: str) -> None:
         both_ready.wait()
         try:
-            queries.book(store, DEMO, request(WEDNESDAY_9H, patient_last_name=name))
+            appointments.book(store, DEMO, request(WEDNESDAY_9H, patient_last_name=name))
             outcomes.append("booked")
         except SlotTaken:
             outcomes.append("taken")
@@ -192,14 +193,14 @@ def test_two_threads_booking_the_same_slot_through_two_stores_one_wins(tmp_path:
 
     assert sorted(outcomes) == ["booked", "taken"]
     with Store.open(path) as check:
-        assert len(queries.busy_intervals(check, WEDNESDAY_9H, WEDNESDAY_9H + timedelta(hours=1))) == 1
-        assert len(queries.outbox_entries(check)) == 1
+        assert len(appointments.busy_intervals(check, WEDNESDAY_9H, WEDNESDAY_9H + timedelta(hours=1))) == 1
+        assert len(outbox.outbox_entries(check)) == 1
 
 
 def test_busy_intervals_are_aware_and_in_the_zone_asked(store: Store) -> None:
-    queries.book(store, DEMO, request(WEDNESDAY_9H))
+    appointments.book(store, DEMO, request(WEDNESDAY_9H))
 
-    [(practitioner_id, start, end)] = queries.busy_intervals(
+    [(practitioner_id, start, end)] = appointments.busy_intervals(
         store, WEDNESDAY_9H - timedelta(hours=1), WEDNESDAY_9H + timedelta(hours=1)
     )
 
@@ -212,20 +213,20 @@ def test_busy_intervals_are_aware_and_in_the_zone_asked(store: Store) -> None:
 
 
 def test_seeding_twice_writes_the_demo_agenda_once(store: Store) -> None:
-    first = queries.seed_appointments(store, DEMO, NOW)
-    second = queries.seed_appointments(store, DEMO, NOW)
+    first = appointments.seed_appointments(store, DEMO, NOW)
+    second = appointments.seed_appointments(store, DEMO, NOW)
 
     assert first > 500 and second == 0
-    assert queries.outbox_entries(store) == []  # seeds never go to the cloud
+    assert outbox.outbox_entries(store) == []  # seeds never go to the cloud
 
 
 def test_seeding_leaves_out_what_overlaps_a_real_booking(store: Store) -> None:
-    real = queries.book(store, DEMO, request(WEDNESDAY_9H, minutes=30, reason_id="premiere",
+    real = appointments.book(store, DEMO, request(WEDNESDAY_9H, minutes=30, reason_id="premiere",
                                               practitioner_id="bernard"))
 
-    queries.seed_appointments(store, DEMO, NOW)
+    appointments.seed_appointments(store, DEMO, NOW)
 
-    week = queries.busy_intervals(store, NOW, NOW + timedelta(days=7))
+    week = appointments.busy_intervals(store, NOW, NOW + timedelta(days=7))
     bernard = sorted((s, e) for pid, s, e in week if pid == "bernard")
     assert (real.start, real.end) in bernard
     for (_, end), (next_start, _) in zip(bernard, bernard[1:]):
@@ -278,10 +279,10 @@ def test_finishing_an_unknown_call_is_an_error(store: Store) -> None:
 def test_a_booking_made_during_a_call_points_at_it(store: Store) -> None:
     queries.insert_call(store, "call-1", NOW, caller_id=None, line="sim:demo")
 
-    booked = queries.book(store, DEMO, request(WEDNESDAY_9H, call_id="call-1"))
+    booked = appointments.book(store, DEMO, request(WEDNESDAY_9H, call_id="call-1"))
 
     assert booked.call_id == "call-1"
-    assert queries.outbox_entries(store)[0].payload["call_id"] == "call-1"
+    assert outbox.outbox_entries(store)[0].payload["call_id"] == "call-1"
 
 
 def test_one_store_shared_by_worker_threads_serialises_their_transactions(store: Store) -> None:
@@ -291,7 +292,7 @@ def test_one_store_shared_by_worker_threads_serialises_their_transactions(store:
 
     def book_at(start: datetime) -> None:
         try:
-            queries.book(store, DEMO, request(start))
+            appointments.book(store, DEMO, request(start))
         except BaseException as err:  # reported below, not lost in the thread
             errors.append(err)
 
@@ -302,4 +303,4 @@ def test_one_store_shared_by_worker_threads_serialises_their_transactions(store:
         thread.join(timeout=10)
 
     assert errors == []
-    assert len(queries.outbox_entries(store)) == 8
+    assert len(outbox.outbox_entries(store)) == 8

@@ -1,7 +1,7 @@
 """The local agenda as the call sees it: free slots to offer, and booking one.
 
 Reads the busy times from the store and computes free slots with the practice's
-rules (``slots.free_slots``); a booking goes through ``queries.book``, which
+rules (``slots.free_slots``); a booking goes through ``appointments.book``, which
 writes the appointment and its outbox row in one transaction.
 """
 
@@ -14,7 +14,7 @@ from appliance.agenda.practice import Practice
 from appliance.agenda.slots import Slot, free_slots
 from appliance.clock import Clock
 from appliance.dialogue.reply import Patient
-from appliance.store import Store, queries
+from appliance.store import Store, appointments
 
 # Three offers at 9:00, 9:10 and 9:20 are one offer; spread them so the caller has a real choice.
 _SPREAD_MIN = 30
@@ -37,7 +37,7 @@ class LocalAgenda:
     ) -> list[Slot]:
         now = self.clock.now()
         horizon = now + timedelta(days=self.practice.rules.horizon_days + 1)
-        busy = queries.busy_intervals(self.store, window_start or now, window_end or horizon)
+        busy = appointments.busy_intervals(self.store, window_start or now, window_end or horizon)
         return free_slots(
             self.practice,
             reason_id,
@@ -52,7 +52,7 @@ class LocalAgenda:
         )
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int:
-        request = queries.BookingRequest(
+        request = appointments.BookingRequest(
             practitioner_id=slot.practitioner_id,
             reason_id=slot.reason_id,
             start=slot.start,
@@ -63,4 +63,4 @@ class LocalAgenda:
             patient_phone=patient.phone,
             call_id=call_id,
         )
-        return queries.book(self.store, self.practice, request).id
+        return appointments.book(self.store, self.practice, request).id

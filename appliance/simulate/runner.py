@@ -31,7 +31,7 @@ from appliance.simulate.report import build_report
 from appliance.simulate.scenario import NOT_ANSWERED, Scenario, device_of, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.speech.tts import Synthesizer
-from appliance.store import queries
+from appliance.store import appointments
 from appliance.store.inbox import URGENCIES, messages_for_call
 
 _LOGGER = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _pair_with_script(result: CallResult, said: list[str | None]) -> None:
 def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
     if result.appointment_id is None:
         return None
-    appt = queries.get_appointment(box.store, result.appointment_id)
+    appt = appointments.get_appointment(box.store, result.appointment_id)
     practitioner = box.practice.practitioner(appt.practitioner_id)
     return {
         "id": appt.id,
