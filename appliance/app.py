@@ -29,6 +29,9 @@ from appliance.line.base import Call, IncomingCall, LineDriver
 from appliance.line.sim.line import SimCall
 from appliance.speech.loading import SpeechModels
 from appliance.store import Store, appointments, queries
+from appliance.sync.adapter import AgendaAdapter
+from appliance.sync.factory import open_adapter
+from appliance.sync.worker import ConflictSms, OutboxWorker
 from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,11 +59,22 @@ class Appliance:
         if self.practice.id == "demo":
             # The demo practice comes with a realistic agenda around "now".
             appointments.seed_appointments(self.store, self.practice, self.clock.now())
-        self.agenda = LocalAgenda(self.store, self.practice, self.clock)
+        config.sync.check_practice(tuple(p.id for p in self.practice.practitioners))
+        self.cloud: AgendaAdapter | None = open_adapter(config.sync)
+        self.agenda = LocalAgenda(self.store, self.practice, self.clock, awaits_cloud=self.cloud is not None)
         self.inbox = LocalInbox(self.store, self.clock)
         self.answering = AnsweringPolicy(config.answering, self.practice)
 
+    def outbox_worker(self, *, sms: ConflictSms | None = None) -> OutboxWorker | None:
+        """The worker that keeps the cloud agenda in step; None without one."""
+        if self.cloud is None:
+            return None
+        return OutboxWorker(self.store, self.cloud, self.practice, self.clock, self.config.sync.outbox, sms=sms)
+
     def close(self) -> None:
+        close = getattr(self.cloud, "close", None)
+        if close is not None:
+            close()
         self.store.close()
 
     async def serve(self, line: LineDriver) -> None:

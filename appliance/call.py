@@ -52,6 +52,11 @@ class Booker(Protocol):
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int: ...
 
+    @property
+    def awaits_cloud(self) -> bool:
+        """Bookings go on to a cloud agenda, which has yet to confirm them."""
+        ...
+
 
 class Inbox(Protocol):
     """Where the staff find what a call left for them."""
@@ -220,7 +225,7 @@ class CallSession:
                         self.at_ms(), appointment_id, slot.practitioner_id, slot.reason_id, slot.start.isoformat()
                     )
                 )
-                return self.secretary.booked(appointment_id)
+                return self.secretary.booked(appointment_id, awaits_cloud=self.booker.awaits_cloud)
         return reply
 
     async def _speak(self, reply: Reply, *, heard_at: Turn | None, dialogue_ms: int = 0) -> None:

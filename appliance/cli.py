@@ -56,10 +56,28 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("."), help="directory for diagnose-<chipset>-<date>.txt (default: here)"
     )
 
+    sync = sub.add_parser("sync", help="the cloud agenda: status, check the connection, push or pull now")
+    sync.add_argument("action", choices=("status", "check", "push", "pull"), nargs="?", default="status")
+
+    data = sub.add_parser("data", help="one patient's data: export or erase; or purge what is past its retention")
+    data.add_argument("action", choices=("export", "erase", "purge"))
+    data.add_argument("--last-name", help="the patient's last name (export, erase)")
+    data.add_argument("--birth-date", type=_birth_date, help="YYYY-MM-DD (export, erase)")
+    data.add_argument("--phone", help="also the calls and messages from this number")
+
     bench = sub.add_parser("bench", help="latency, real-time factors, load time and memory over scenarios")
     bench.add_argument("scenarios", type=Path, nargs="*", default=[Path("tests/scenarios")])
     bench.add_argument("--json", type=Path, default=Path("bench.json"))
     return parser
+
+
+def _birth_date(text: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 1980-05-17") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +123,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                        data_dir=args.data_dir, base_config=config, echo=_say, complain=_complain)
         case "models":
             return _models(config, args.action)
+        case "sync":
+            from appliance.sync.commands import run_sync_command
+
+            return run_sync_command(config, args.action, _say)
+        case "data":
+            return _data(config, args)
         case "bench":
             from appliance.bench import run_bench
 
@@ -118,6 +142,20 @@ def _say(line: str) -> None:
 
 def _complain(problem: str) -> None:
     print(f"error: {problem}", file=sys.stderr, flush=True)
+
+
+def _data(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from appliance.clock import SystemClock
+    from appliance.retention import run_data_command
+    from appliance.store import Store
+    from appliance.store.retention import PatientQuery
+
+    who = None
+    if args.last_name and args.birth_date:
+        who = PatientQuery(last_name=args.last_name, birth_date=args.birth_date, phone=args.phone)
+    clock = SystemClock()
+    with Store.open(config.db_path, clock=clock) as store:
+        return run_data_command(store, clock, config.retention, args.action, who, _say)
 
 
 def _models(config, action: str) -> int:  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 With no file at all the box runs on its embedded defaults: the simulated line,
 a local SQLite store in ``var/``, the ``demo`` practice, the web page on
-127.0.0.1:8080, no cloud. Every mistake in a file names the file and the key.
+127.0.0.1:8080, no cloud agenda (``[sync]``), the default retention periods. Every mistake in a file names the file and the key.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from appliance.answering import AnsweringSettings
 from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
 from appliance.line.guard import HangupSettings
+from appliance.retention import RetentionSettings
+from appliance.sync.caldav import CaldavSettings
+from appliance.sync.fhir import FhirSettings
+from appliance.sync.settings import SyncSettings
+from appliance.sync.worker import OutboxSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +75,9 @@ class Config:
     """When the box picks up (office hours, after N rings, never); default: every call at once."""
     hangup: HangupSettings = field(default_factory=HangupSettings)
     """The box's own hang-up detection on real lines: dial/busy tone, dead line, maximum length."""
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    """The practice's cloud agenda (FHIR or CalDAV), if any; default: none."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def __post_init__(self) -> None:
         from appliance.line.factory import parse_line  # validates; the driver is opened at run time
@@ -105,6 +113,11 @@ _NESTED = {
     "endpoint": EndpointSettings,
     "answering": AnsweringSettings,
     "hangup": HangupSettings,
+    "sync": SyncSettings,
+    "outbox": OutboxSettings,
+    "fhir": FhirSettings,
+    "caldav": CaldavSettings,
+    "retention": RetentionSettings,
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from appliance.app import Appliance
 from appliance.config import Config
 from appliance.line.factory import open_line
+from appliance.retention import run_retention
 from appliance.speech.loading import load_speech
 from appliance.system.notify import notify
 
@@ -65,14 +66,34 @@ async def _serve(box: Appliance, echo: Callable[[str], None]) -> None:
         notify(f"STATUS=answering on {line.name}: {line.health().detail}")
         serving = asyncio.create_task(box.serve(line))
         stopping = asyncio.create_task(stop.wait())
+        # Beside the calls: the outbox towards the cloud agenda, and the retention purge.
+        # Neither may take a call down with it; each catches and logs its own failures.
+        chores = [asyncio.create_task(run_retention(box.store, config.retention, box.clock, stop))]
+        worker = box.outbox_worker(sms=_sms_through(line, loop))
+        if worker is not None:
+            chores.append(asyncio.create_task(worker.run(stop)))
         _, pending = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         notify("STOPPING=1")
-        for task in pending:
+        stop.set()
+        for task in (*pending, *chores):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # e.g. the modem was unplugged: systemd restarts us
+
+
+def _sms_through(line: object, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None] | None:
+    """A GSM line can text a patient whose offline booking lost its slot; the
+    worker calls this from its thread, the line's coroutine runs on the loop."""
+    send = getattr(getattr(line, "inner", line), "send_sms", None)  # under the hang-up guard
+    if send is None:
+        return None
+
+    def sms(phone: str, text: str) -> None:
+        asyncio.run_coroutine_threadsafe(send(phone, text), loop).result(timeout=60)
+
+    return sms
 
 
 def _banner(config: Config, box: Appliance) -> str:

@@ -9,7 +9,7 @@ import pytest
 from appliance.models import ModelCatalog
 
 # The real cloud-agenda servers, started once per test session on 127.0.0.1.
-pytest_plugins = ["tests.cloud.caldav_server"]
+pytest_plugins = ["tests.cloud.caldav_server", "tests.cloud.fhir_server"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "tests" / "scenarios"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +18,11 @@ from appliance.agenda.practice import (
     Practitioner,
     VisitReason,
     builtin_practice,
+    load_practice,
 )
 from appliance.agenda.slots import Slot, free_slots
+from appliance.agenda.weekly import parse_ranges
+from appliance.errors import ConfigError
 from appliance.clock import PARIS
 
 MARTIN = Practitioner(id="martin", display_name="docteur Claire Martin", last_name="Martin")
@@ -191,3 +196,44 @@ def test_the_demo_agenda_leaves_something_free_every_half_day() -> None:
                 continue  # this morning: already past
             slots = free_slots(demo, "premiere", busy, now=now, window_start=opens, window_end=closes)
             assert slots, f"nothing free on {day} {period.start}"
+
+
+# --- Practitioner schedules and time kept for the staff -----------------------------
+
+
+def test_a_practitioner_with_own_hours_is_offered_only_within_them() -> None:
+    part_time = replace(
+        BERNARD, hours=(OpeningPeriod(weekday=2, start=time(14, 0), end=time(16, 0)),)  # Wednesday afternoons
+    )
+    practice = replace(PRACTICE, practitioners=(MARTIN, part_time))
+    monday_8h = datetime(2026, 3, 2, 8, 0, tzinfo=PARIS)
+
+    slots = free_slots(practice, "consultation", [], monday_8h, practitioner_id="bernard", limit=3)
+
+    assert [s.start for s in slots] == [
+        datetime(2026, 3, 4, 14, 0, tzinfo=PARIS),
+        datetime(2026, 3, 4, 14, 10, tzinfo=PARIS),
+        datetime(2026, 3, 4, 14, 20, tzinfo=PARIS),
+    ]
+    # The others keep the practice's hours.
+    assert free_slots(practice, "consultation", [], monday_8h, practitioner_id="martin", limit=1)[0].start.date() == date(2026, 3, 2)
+
+
+def test_time_kept_for_the_staff_is_never_offered() -> None:
+    rules = replace(PRACTICE.rules, min_notice_min=0, kept_for_staff=parse_ranges(["mon-fri 08:30-09:00"], "rules.kept_for_staff"))
+    practice = replace(PRACTICE, rules=rules)
+    monday_7h = datetime(2026, 3, 2, 7, 0, tzinfo=PARIS)
+
+    slots = free_slots(practice, "consultation", [], monday_7h, practitioner_id="martin", limit=2)
+
+    # 08:30-08:50 and 08:40-09:00 touch the kept half hour; 08:50 would end at 09:10.
+    assert [s.start.time() for s in slots] == [time(9, 0), time(9, 10)]
+
+
+def test_kept_for_staff_in_a_practice_file_is_checked(tmp_path: Path) -> None:
+    demo = (resources.files("appliance.agenda") / "practices" / "demo.toml").read_text(encoding="utf-8")
+    source = tmp_path / "practice.toml"
+    source.write_text(demo.replace("slot_step_min = 10", 'slot_step_min = 10\nkept_for_staff = ["lun 08:30-09:00"]'))
+
+    with pytest.raises(ConfigError, match=r"rules.kept_for_staff: 'lun' .* is not one of mon"):
+        load_practice(source)

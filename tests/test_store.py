@@ -56,7 +56,7 @@ def test_opening_twice_applies_each_migration_once_and_keeps_the_data(tmp_path: 
         settings.put_setting(first, "greeting", "Bonjour")
 
     with Store.open(path) as again:
-        assert again.applied_migrations() == [(1, "init"), (2, "sync")]
+        assert again.applied_migrations() == [(1, "init"), (2, "sync"), (3, "practitioner_hours")]
         assert settings.get_setting(again, "greeting") == "Bonjour"
 
 
@@ -304,3 +304,36 @@ def test_one_store_shared_by_worker_threads_serialises_their_transactions(store:
 
     assert errors == []
     assert len(outbox.outbox_entries(store)) == 8
+
+
+def test_a_python_migration_that_fails_half_way_leaves_the_schema_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from appliance.store import db as store_db
+
+    broken = types.ModuleType("broken_migration")
+
+    def migrate(db) -> None:  # type: ignore[no-untyped-def]
+        db["practitioners"].add_column("nickname", str)  # sqlite-utils, inside the migration's transaction
+        raise RuntimeError("the disk filled up")
+
+    broken.migrate = migrate  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "broken_migration", broken)
+    shipped = store_db.bundled_migrations()
+    monkeypatch.setattr(
+        store_db, "bundled_migrations", lambda: [*shipped, store_db.Migration(99, "broken", "", "broken_migration")]
+    )
+    path = tmp_path / "box.sqlite3"
+
+    with pytest.raises(RuntimeError, match="disk filled"):
+        Store.open(path)
+
+    monkeypatch.setattr(store_db, "bundled_migrations", lambda: shipped)
+    with Store.open(path) as store:
+        with store.snapshot() as tx:
+            columns = [row["name"] for row in tx.execute("SELECT name FROM pragma_table_info('practitioners')")]
+        assert "nickname" not in columns and "hours" in columns
+        assert store.applied_migrations()[-1] == (3, "practitioner_hours")

@@ -21,10 +21,13 @@ _SPREAD_MIN = 30
 
 
 class LocalAgenda:
-    def __init__(self, store: Store, practice: Practice, clock: Clock) -> None:
+    def __init__(self, store: Store, practice: Practice, clock: Clock, *, awaits_cloud: bool = False) -> None:
         self.store = store
         self.practice = practice
         self.clock = clock
+        self.awaits_cloud = awaits_cloud
+        """A cloud agenda is configured: a booking is registered here at once and
+        confirmed when the outbox has delivered it."""
 
     def free_slots(
         self,

@@ -20,6 +20,7 @@ File format (see ``practices/demo.toml`` for a complete example)::
     min_notice_min = 60
     horizon_days = 60
     slot_step_min = 10
+    kept_for_staff = ["mon-fri 08:30-09:00"]   # never offered by the assistant
 
     [hours]                        # English weekday names, "HH:MM-HH:MM" periods
     monday = ["08:30-12:30", "14:00-19:00"]
@@ -51,12 +52,13 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appliance.agenda.weekly import WeeklyRange, parse_ranges
 from appliance.errors import ConfigError
 
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -89,6 +91,8 @@ class Practitioner:
     """What callers usually say: "Martin"."""
     aliases: tuple[str, ...] = ()
     """Other ways callers name them ("docteur Claire", "la doctoresse")."""
+    hours: tuple[OpeningPeriod, ...] = ()
+    """When this practitioner sees patients; empty: whenever the practice is open."""
 
     def __post_init__(self) -> None:
         _check_id("practitioner", self.id)
@@ -171,6 +175,9 @@ class BookingRules:
     """No slot is offered further ahead than this."""
     slot_step_min: int = 10
     """Candidate start times are this far apart, from each opening period's start."""
+    kept_for_staff: tuple[WeeklyRange, ...] = ()
+    """Time the assistant never books: the staff keep it for same-day needs
+    (``["mon-fri 08:30-09:00", "sat 11:00-12:00"]``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_notice_min <= 7 * 24 * 60:
@@ -253,12 +260,22 @@ class Practice:
         reason = self.reason(reason_id)
         return tuple(p for p in self.practitioners if reason.seen_by(p.id))
 
-    def periods_on(self, day: date) -> tuple[OpeningPeriod, ...]:
-        """Opening periods of that calendar day, in order; none on a closure."""
+    def periods_on(self, day: date, practitioner_id: str | None = None) -> tuple[OpeningPeriod, ...]:
+        """Opening periods of that calendar day, in order; none on a closure.
+
+        With a practitioner: their own hours if they have some, else the practice's.
+        """
         if self.is_closed(day):
             return ()
+        hours = self.hours
+        if practitioner_id is not None:
+            hours = self.practitioner(practitioner_id).hours or self.hours
         weekday = day.weekday()
-        return tuple(sorted((p for p in self.hours if p.weekday == weekday), key=lambda p: p.start))
+        return tuple(sorted((p for p in hours if p.weekday == weekday), key=lambda p: p.start))
+
+    def kept_for_staff(self, start: datetime, end: datetime) -> bool:
+        """Whether ``[start, end)`` (practice time) touches time kept for the staff."""
+        return any(kept.overlaps(start, end) for kept in self.rules.kept_for_staff)
 
     def is_closed(self, day: date) -> bool:
         return any(closure.covers(day) for closure in self.closures)
@@ -429,13 +446,14 @@ def _practice_from(top: _Table) -> Practice:
     reasons = tuple(_reason_from(t) for t in top.tables("reasons"))
     closures = tuple(_closure_from(t) for t in top.tables("closures", required=False))
     rules_table = top.table("rules")
-    rules_table.check_keys((), ("min_notice_min", "horizon_days", "slot_step_min"))
+    rules_table.check_keys((), ("min_notice_min", "horizon_days", "slot_step_min", "kept_for_staff"))
     defaults = BookingRules()
     rules = rules_table.build(
         BookingRules,
         min_notice_min=rules_table.integer("min_notice_min", defaults.min_notice_min),
         horizon_days=rules_table.integer("horizon_days", defaults.horizon_days),
         slot_step_min=rules_table.integer("slot_step_min", defaults.slot_step_min),
+        kept_for_staff=_weekly(rules_table, "kept_for_staff"),
     )
     return top.build(
         Practice,
@@ -455,14 +473,22 @@ def _practice_from(top: _Table) -> Practice:
 
 
 def _practitioner_from(t: _Table) -> Practitioner:
-    t.check_keys(("id", "display_name", "last_name"), ("aliases",))
+    t.check_keys(("id", "display_name", "last_name"), ("aliases", "hours"))
     return t.build(
         Practitioner,
         id=t.text("id"),
         display_name=t.text("display_name"),
         last_name=t.text("last_name"),
         aliases=t.texts("aliases"),
+        hours=_hours_from(_Table(t.table("hours").data, f"{t.where} hours")) if "hours" in t.data else (),
     )
+
+
+def _weekly(t: _Table, key: str) -> tuple[WeeklyRange, ...]:
+    try:
+        return parse_ranges(t.texts(key), where=f"rules.{key}")
+    except ConfigError as err:
+        raise t.error(err.detail) from None
 
 
 def _reason_from(t: _Table) -> VisitReason:

@@ -155,19 +155,20 @@ def _candidates(
     last_day = latest.astimezone(tz).date()
     while day <= last_day:
         todays: list[tuple[datetime, int, Slot]] = []
-        for period in practice.periods_on(day):
-            period_end = datetime.combine(day, period.end, tzinfo=tz)
-            start = datetime.combine(day, period.start, tzinfo=tz)
-            while start + duration <= period_end:
-                if earliest <= start < latest:
-                    for order, practitioner_id in enumerate(who):
-                        taken = busy_by_day.get((practitioner_id, day), ())
-                        end = start + duration
-                        if not any(b_start < end and start < b_end for b_start, b_end in taken):
-                            todays.append(
-                                (start, order, Slot(practitioner_id, start, end, reason_id))
-                            )
-                start += step
+        for order, practitioner_id in enumerate(who):
+            taken = busy_by_day.get((practitioner_id, day), ())
+            for period in practice.periods_on(day, practitioner_id):
+                period_end = datetime.combine(day, period.end, tzinfo=tz)
+                start = datetime.combine(day, period.start, tzinfo=tz)
+                while start + duration <= period_end:
+                    end = start + duration
+                    if (
+                        earliest <= start < latest
+                        and not practice.kept_for_staff(start, end)
+                        and not any(b_start < end and start < b_end for b_start, b_end in taken)
+                    ):
+                        todays.append((start, order, Slot(practitioner_id, start, end, reason_id)))
+                    start += step
         todays.sort(key=lambda item: (item[0], item[1]))
         yield from (slot for _, _, slot in todays)
         day += timedelta(days=1)

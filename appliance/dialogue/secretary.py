@@ -119,13 +119,15 @@ class Secretary:
                 return self._on_words(text)
         raise AssertionError(f"unhandled turn {turn!r}")
 
-    def booked(self, appointment_id: int) -> Reply:
+    def booked(self, appointment_id: int, *, awaits_cloud: bool = False) -> Reply:
+        """``awaits_cloud``: the practice's cloud agenda has not confirmed it yet, so
+        the caller hears "registered, will be confirmed", not "confirmed"."""
         if self.outcome != "emergency":  # an emergency stays the call's headline
             self.outcome = "booked"
         self.appointment_id = appointment_id
         slot = self.draft.slot
         assert slot is not None
-        text = self.t["booked"].format(slot=speakable.say_datetime(slot.start), practitioner=self._doctor(slot))
+        text = self.t["booked_pending" if awaits_cloud else "booked"].format(slot=speakable.say_datetime(slot.start), practitioner=self._doctor(slot))
         return self._ask("anything_else", text, question=self.t["ask_anything_else"])
 
     def booking_failed(self, *, slot_taken: bool) -> Reply:

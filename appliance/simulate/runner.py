@@ -80,6 +80,12 @@ async def simulate(
         if caller.failure is not None:
             raise caller.failure
         _pair_with_script(result, caller.said_before_transcript)
+        worker = box.outbox_worker()
+        if worker is not None and result.appointment_id is not None:
+            # What the core's worker would do next: send the booking to the practice's
+            # cloud agenda, so the report says whether it got there (synced, conflict,
+            # pending while the server is unreachable).
+            await asyncio.to_thread(worker.run_once)
         booking = _booking(box, result)
         message = _message(box, result)
         load_s = speech.load_s if speech else {}

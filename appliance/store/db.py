@@ -13,14 +13,19 @@ A busy lock is waited for (``busy_timeout``) rather than failed at once.
 Inside one process the connection is shared by asyncio worker threads, hence
 ``check_same_thread=False`` and a lock held for the whole of each transaction.
 
-Migrations are ``migrations/NNNN_name.sql``, applied in order at open, each in
-its own transaction and recorded in ``schema_migrations``. A database written by
+Migrations are ``migrations/NNNN_name.sql`` or ``NNNN_name.py``, applied in
+order at open, each in its own transaction and recorded in ``schema_migrations``.
+A Python migration's ``migrate(db)`` gets a ``sqlite_utils.Database`` on the
+same connection: sqlite-utils does the schema work (tables, columns, indexes)
+and, finding a transaction open, nests its own steps as savepoints inside it,
+so a failing migration still leaves nothing behind. A database written by
 a newer version of the box (a version this code does not know) is refused
 rather than used with a schema it does not understand.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import sqlite3
@@ -39,7 +44,7 @@ from appliance.errors import StoreError
 _LOGGER = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS: Final = 5000  # the web page's longest write is far shorter than this
-_MIGRATION_RE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MIGRATION_RE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sql|py)$")
 
 Row = sqlite3.Row
 """A result row: read columns by name, ``row["start_utc"]``."""
@@ -68,6 +73,9 @@ class Migration:
     version: int
     name: str
     sql: str
+    """The script of a ``.sql`` migration; empty for a Python one."""
+    module: str | None = None
+    """``appliance.store.migrations.NNNN_name`` for a ``.py`` migration."""
 
 
 def bundled_migrations() -> list[Migration]:
@@ -81,7 +89,10 @@ def bundled_migrations() -> list[Migration]:
         version = int(match[1])
         if version in found:
             raise StoreError("migration-duplicate", f"two migrations numbered {version:04d}")
-        found[version] = Migration(version, match[2], entry.read_text(encoding="utf-8"))
+        if match[3] == "sql":
+            found[version] = Migration(version, match[2], entry.read_text(encoding="utf-8"))
+        else:
+            found[version] = Migration(version, match[2], "", f"appliance.store.migrations.{entry.name[:-3]}")
     return [found[v] for v in sorted(found)]
 
 
@@ -287,6 +298,8 @@ class Store:
                             f" {applied[migration.version]!r}, the box has {migration.name!r}",
                         )
                     continue
+                if migration.module is not None:
+                    _run_python_migration(self._connection(), migration)
                 for statement in _statements(migration.sql):
                     tx.execute(statement)
                 tx.execute(
@@ -294,6 +307,16 @@ class Store:
                     (migration.version, migration.name, utc_text(self.clock.now())),
                 )
                 _LOGGER.info("applied migration %04d_%s", migration.version, migration.name)
+
+
+def _run_python_migration(conn: sqlite3.Connection, migration: Migration) -> None:
+    import sqlite_utils  # only migrations need it; the call path does not pay for the import
+
+    module = importlib.import_module(migration.module or "")
+    try:
+        module.migrate(sqlite_utils.Database(conn, execute_plugins=False))
+    except sqlite3.Error as err:
+        raise _wrap(err) from err
 
 
 def _statements(script: str) -> Iterator[str]:

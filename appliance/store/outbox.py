@@ -224,13 +224,8 @@ class SyncStatus:
     last_error: str | None
     last_error_at: datetime | None
     last_pull_at: datetime | None
-
-    @property
-    def online(self) -> bool:
-        """The last exchange with the cloud went through."""
-        if self.last_success_at is None:
-            return False
-        return self.last_error_at is None or self.last_error_at < self.last_success_at
+    online: bool
+    """The last exchange with the cloud went through."""
 
 
 def note_exchange(db: Db, adapter: str, *, at: datetime, error: str | None = None, pull: bool = False) -> None:
@@ -238,6 +233,7 @@ def note_exchange(db: Db, adapter: str, *, at: datetime, error: str | None = Non
     with writing(db) as tx:
         status = get_setting(tx, _STATUS_SETTING, {}) or {}
         status["adapter"] = adapter
+        status["online"] = error is None
         if error is None:
             status["last_success_at"] = utc_text(at)
             if pull:
@@ -270,6 +266,7 @@ def sync_status(db: Db) -> SyncStatus:
         last_error=status.get("last_error"),
         last_error_at=when("last_error_at"),
         last_pull_at=when("last_pull_at"),
+        online=bool(status.get("online", False)),
     )
 
 

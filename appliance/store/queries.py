@@ -39,10 +39,13 @@ def save_practice(db: Db, practice: Practice) -> None:
         for table in ("practitioners", "visit_reasons", "opening_hours", "closures"):
             tx.execute(f"DELETE FROM {table}")  # fixed names, never user input
         tx.executemany(
-            "INSERT INTO practitioners (id, position, display_name, last_name, aliases)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO practitioners (id, position, display_name, last_name, aliases, hours)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (p.id, position, p.display_name, p.last_name, as_json(list(p.aliases)))
+                (
+                    p.id, position, p.display_name, p.last_name, as_json(list(p.aliases)),
+                    as_json([[h.weekday, f"{h.start:%H:%M}", f"{h.end:%H:%M}"] for h in p.hours]),
+                )
                 for position, p in enumerate(practice.practitioners)
             ],
         )
@@ -81,6 +84,9 @@ def save_practice(db: Db, practice: Practice) -> None:
                     "min_notice_min": practice.rules.min_notice_min,
                     "horizon_days": practice.rules.horizon_days,
                     "slot_step_min": practice.rules.slot_step_min,
+                    "kept_for_staff": [
+                        [k.weekday, f"{k.start:%H:%M}", f"{k.end:%H:%M}"] for k in practice.rules.kept_for_staff
+                    ],
                 },
             },
         )

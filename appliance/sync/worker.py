@@ -299,8 +299,9 @@ class OutboxWorker:
 
     # --- pull: the cloud's changes into the local picture ----------------------
 
-    def pull_once(self) -> int:
-        """Fetch what changed in the cloud and apply it; returns how many items changed."""
+    def pull_once(self) -> int | None:
+        """Fetch what changed in the cloud and apply it: how many items changed,
+        None when the cloud could not be asked (logged, and noted for the status page)."""
         now = self.clock.now()
         cursor = pull_cursor(self.store, self.adapter.name)
         try:
@@ -308,7 +309,7 @@ class OutboxWorker:
         except SyncError as err:
             self._note(error=f"{err.code}: {err.detail}")
             _LOGGER.warning("pull from the %s agenda failed: %s", self.adapter.name, err.code)
-            return 0
+            return None
         applied = apply_pull(
             self.store, self.adapter.name, changes.items, changes.removed, full=changes.full, cursor=changes.cursor
         )

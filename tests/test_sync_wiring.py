@@ -1,0 +1,99 @@
+"""The booking flow through the store, the outbox and a real cloud agenda: what
+``appliance simulate`` reports, what the caller hears, what the console says."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.app import Appliance
+from appliance.cli import main
+from appliance.config import Config
+from appliance.errors import ConfigError
+from appliance.simulate.runner import simulate
+from appliance.simulate.scenario import load_scenario
+from appliance.store import Store, outbox, settings
+from appliance.sync.fhir import FhirSettings
+from appliance.sync.settings import SyncSettings
+from tests.cloud.fhir_server import FhirServer, free_port
+
+from .conftest import SCENARIOS
+
+SYSTEM = "urn:appliance:booking"
+
+
+def fhir_config(tmp_path: Path, base_url: str, martin: str, bernard: str) -> Config:
+    fhir = FhirSettings(base_url=base_url, practitioners={"martin": martin, "bernard": bernard}, timeout_s=2)
+    return replace(Config(), data_dir=tmp_path / "data", sync=SyncSettings(adapter="fhir", fhir=fhir))
+
+
+def booked(config: Config) -> dict[str, Any]:
+    return asyncio.run(simulate(load_scenario(SCENARIOS / "book_basic.toml"), mode="text", config=config))
+
+
+def test_a_phone_booking_reaches_the_fhir_agenda_and_the_report_says_synced(
+    fhir_server: FhirServer, tmp_path: Path
+) -> None:
+    config = fhir_config(tmp_path, fhir_server.base_url, fhir_server.practitioner("Martin"),
+                         fhir_server.practitioner("Bernard"))
+
+    report = booked(config)
+
+    booking = report["booking"]
+    assert booking["sync_state"] == "synced"
+    with Store.open(config.db_path) as store:
+        key = f"{settings.box_id(store)}/appt-{booking['id']}"
+    [appointment] = fhir_server.search("Appointment", identifier=f"{SYSTEM}|{key}")
+    assert appointment["status"] == "booked"
+    assert appointment["start"].startswith(booking["start"][:16])
+    said = " ".join(t["text"] for t in report["turns"] if t["speaker"] == "assistant")
+    assert "C'est enregistré" in said and "sera confirmé dans l'agenda du cabinet" in said
+
+
+def test_with_the_cloud_unreachable_the_booking_is_kept_and_waits(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/fhir"
+    config = fhir_config(tmp_path, dead, "Practitioner/1", "Practitioner/2")
+
+    report = booked(config)
+
+    assert report["expect"]["passed"] and report["booking"]["sync_state"] == "pending"
+    with Store.open(config.db_path) as store:
+        [entry] = [e for e in outbox.outbox_entries(store) if e.aggregate_key == f"appt-{report['booking']['id']}"]
+        assert (entry.state, entry.attempts) == ("pending", 1) and "connect" in entry.last_error.lower()
+        status = outbox.sync_status(store)
+    assert status.backlog >= 1 and not status.online
+
+
+def test_a_practitioner_without_a_place_in_the_cloud_is_a_configuration_error(tmp_path: Path) -> None:
+    fhir = FhirSettings(base_url="http://127.0.0.1:9/fhir", practitioners={"martin": "Practitioner/1"})
+    config = replace(Config(), data_dir=tmp_path, sync=SyncSettings(adapter="fhir", fhir=fhir))
+    with pytest.raises(ConfigError, match="sync.fhir.practitioners has no entry for 'bernard'"):
+        Appliance(config)
+
+
+def test_the_console_shows_the_backlog_and_pushes_it_when_the_cloud_is_back(
+    fhir_server: FhirServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    martin, bernard = fhir_server.practitioner("Martin"), fhir_server.practitioner("Bernard")
+    dead = f"http://127.0.0.1:{free_port()}/fhir"
+    booked(fhir_config(tmp_path, dead, martin, bernard))
+    config_file = tmp_path / "box.toml"
+    config_file.write_text(
+        f'[sync]\nadapter = "fhir"\n[sync.fhir]\nbase_url = "{fhir_server.base_url}"\n'
+        f'practitioners = {{ martin = "{martin}", bernard = "{bernard}" }}\n'
+    )
+    data = ["--config", str(config_file), "--data-dir", str(tmp_path / "data")]
+
+    assert main([*data, "sync", "status"]) == 0
+    assert "waiting:        1 change(s)" in capsys.readouterr().out
+    assert main([*data, "sync", "check"]) == 0
+    assert "FHIR" in capsys.readouterr().out
+    assert main([*data, "sync", "push"]) == 0
+    assert "sent 1" in capsys.readouterr().out
+    assert main([*data, "sync", "pull"]) == 0
+    main([*data, "sync", "status"])
+    assert "waiting:        0 change(s)" in capsys.readouterr().out
