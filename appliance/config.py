@@ -132,7 +132,9 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{prefix}{key}] must be a table")
             kwargs[key] = _build(_NESTED[key], value, f"{prefix}{key}.")
-        elif key.endswith("_dir") or key == "data_dir":
+        elif key.endswith(("_dir", "_file")):
+            if not isinstance(value, (str, Path)) or not str(value):  # Path: a command-line override
+                raise ConfigError(f"{prefix}{key} must be a path (text), got {value!r}")
             kwargs[key] = Path(value)
         else:
             kwargs[key] = value

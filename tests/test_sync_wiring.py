@@ -97,3 +97,46 @@ def test_the_console_shows_the_backlog_and_pushes_it_when_the_cloud_is_back(
     assert main([*data, "sync", "pull"]) == 0
     main([*data, "sync", "status"])
     assert "waiting:        0 change(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('[sync]\nadapter = "google"\n', "sync.adapter must be one of none, fhir, caldav"),
+        ('[sync]\nadapter = "caldav"\n', "needs a [sync.caldav] table"),
+        ('[sync]\nadapter = "caldav"\n[sync.caldav]\nbase_url = "http://h/"\nusername = "b"\n'
+         'password_file = 42\ncalendars = { martin = "/m/" }\n', "sync.caldav.password_file must be a path"),
+        ('[sync.outbox]\nmax_attempts = 0\n', "sync.max_attempts must be 1-100"),
+        ('[retention]\nmessages_days = -3\n', "retention.messages_days must be a whole number"),
+    ],
+)
+def test_a_wrong_sync_or_retention_setting_names_the_key(tmp_path: Path, body: str, problem: str) -> None:
+    from appliance.config import load_config
+
+    path = tmp_path / "box.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path)
+
+
+def test_the_gsm_line_texts_through_its_own_loop_from_the_workers_thread() -> None:
+    from appliance.runtime import _sms_through
+
+    sent: list[tuple[str, str]] = []
+
+    class Gsm:
+        async def send_sms(self, number: str, text: str) -> int:
+            sent.append((number, text))
+            return 1
+
+    class Guarded:
+        inner = Gsm()
+
+    async def scenario() -> None:
+        sms = _sms_through(Guarded(), asyncio.get_running_loop())
+        assert sms is not None
+        await asyncio.to_thread(sms, "0639981234", "Votre rendez-vous…")
+        assert _sms_through(object(), asyncio.get_running_loop()) is None  # a modem line cannot text
+
+    asyncio.run(scenario())
+    assert sent == [("0639981234", "Votre rendez-vous…")]
