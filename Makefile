@@ -35,6 +35,9 @@ test: install cloud-servers
 bench: install
 	$(VENV)/bin/appliance bench tests/scenarios --json bench.json
 
+bench-sync: install cloud-servers
+	$(PY) -m tests.cloud.bench_sync --json bench-sync.json
+
 install: $(VENV)/.stamp-models
 
 # -- system packages -------------------------------------------------------------
