@@ -248,7 +248,9 @@ class OutboxWorker:
                 return "lost_leases"
             if "id" in entry.payload and str(entry.payload["id"]).isdigit():
                 appointments.mark_sync_failed(tx, int(entry.payload["id"]), "dead")
-        _LOGGER.warning("outbox row %d (%s) is a dead letter: %s", entry.id, entry.kind, error)
+        # The code only: a server's own words may quote the patient; the whole
+        # error stays in the outbox row, for the staff's page.
+        _LOGGER.warning("outbox row %d (%s) is a dead letter: %s", entry.id, entry.kind, error.split(":", 1)[0])
         return "dead"
 
     def _conflict(self, entry: OutboxEntry, booking: Booking, err: SyncConflict) -> str:
