@@ -56,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("."), help="directory for diagnose-<chipset>-<date>.txt (default: here)"
     )
 
-    sync = sub.add_parser("sync", help="the cloud agenda: status, check the connection, push or pull now")
-    sync.add_argument("action", choices=("status", "check", "push", "pull"), nargs="?", default="status")
+    sync = sub.add_parser(
+        "sync", help="the cloud agenda: status, check the connection, push or pull now, retry dead letters"
+    )
+    sync.add_argument("action", choices=("status", "check", "push", "pull", "retry"), nargs="?", default="status")
 
     data = sub.add_parser("data", help="one patient's data: export or erase; or purge what is past its retention")
     data.add_argument("action", choices=("export", "erase", "purge"))

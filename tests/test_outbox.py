@@ -238,6 +238,15 @@ def test_time_taken_in_the_cloud_is_not_offered_nor_bookable(store: Store) -> No
     assert book(store).start == WED_9H
 
 
+def test_a_booking_another_box_made_is_busy_time_here(store: Store) -> None:
+    theirs = RemoteBusy(remote_id="Appointment/77", practitioner_id="martin", start=WED_9H,
+                        end=WED_9H + timedelta(minutes=20), status="busy", booking_key="0123456789ab/appt-3")
+    apply_pull(store, "fake", [theirs], [], full=True, cursor="c")
+
+    with pytest.raises(SlotTaken):
+        book(store)
+
+
 def test_the_staff_moving_a_box_booking_in_the_cloud_moves_it_here(store: Store, clock: FixedClock) -> None:
     booked = book(store)
     worker(store, FakeCloud(), clock).run_once()

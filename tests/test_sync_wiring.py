@@ -99,6 +99,22 @@ def test_the_console_shows_the_backlog_and_pushes_it_when_the_cloud_is_back(
     assert "waiting:        0 change(s)" in capsys.readouterr().out
 
 
+def test_dead_letters_show_on_the_console_and_retry_sends_them_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = fhir_config(tmp_path, f"http://127.0.0.1:{free_port()}/fhir", "Practitioner/1", "Practitioner/2")
+    booked(config)
+    with Store.open(config.db_path) as store, store.transaction() as tx:
+        tx.execute("UPDATE outbox SET state = 'dead', last_error = 'fhir-auth: 401'")
+    data = ["--data-dir", str(config.data_dir)]
+
+    assert main([*data, "sync", "status"]) == 3
+    out = capsys.readouterr().out
+    assert "dead letters:   1" in out and "fhir-auth: 401" in out
+    assert main([*data, "sync", "retry"]) == 0
+    assert "1 dead letter(s) will be tried again" in capsys.readouterr().out
+    with Store.open(config.db_path) as store:
+        assert [e.state for e in outbox.outbox_entries(store)] == ["pending"]
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

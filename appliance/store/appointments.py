@@ -224,7 +224,7 @@ def _refuse_overlap(
         )
     cloud = tx.one(
         "SELECT remote_id FROM cloud_agenda WHERE practitioner_id = ? AND status = 'busy'"
-        " AND booking_key IS NULL AND start_utc < ? AND end_utc > ? LIMIT 1",
+        " AND start_utc < ? AND end_utc > ? LIMIT 1",
         (practitioner_id, end_utc, start_utc),
     )
     if cloud is not None:
@@ -356,13 +356,14 @@ def busy_intervals(db: Db, start: datetime, end: datetime) -> list[BusyInterval]
     require_aware("start", start)
     require_aware("end", end)
     with reading(db) as tx:
-        # The cloud's busy time counts too (staff, the online booking site), except
-        # the box's own bookings coming back from the cloud: those are rows here already.
+        # The cloud's busy time counts too: the staff, the online booking site, another
+        # box (a second line, or this one before a reinstall). The box's own bookings
+        # coming back are never stored there (cloud.apply_pull): they are rows here.
         rows = tx.execute(
             "SELECT practitioner_id, start_utc, end_utc FROM appointments"
             " WHERE status = 'booked' AND start_utc < :end AND end_utc > :start"
             " UNION ALL SELECT practitioner_id, start_utc, end_utc FROM cloud_agenda"
-            " WHERE status = 'busy' AND booking_key IS NULL AND start_utc < :end AND end_utc > :start"
+            " WHERE status = 'busy' AND start_utc < :end AND end_utc > :start"
             " ORDER BY start_utc, practitioner_id",
             {"start": utc_text(start), "end": utc_text(end)},
         )

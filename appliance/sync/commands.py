@@ -1,4 +1,4 @@
-"""``appliance sync status|check|push|pull``: the outbox and the cloud agenda from a console.
+"""``appliance sync status|check|push|pull|retry``: the outbox and the cloud agenda from a console.
 
 What the staff's page shows, for the person installing the box: is the cloud
 agenda reachable, how much is waiting, what is dead, and a way to send or fetch
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from appliance.config import Config
 from appliance.store import Store
-from appliance.store.outbox import outbox_entries, sync_status
+from appliance.store.outbox import outbox_entries, revive, sync_status
 
 
 def run_sync_command(config: Config, action: str, echo: Callable[[str], None]) -> int:
@@ -33,6 +33,13 @@ def run_sync_command(config: Config, action: str, echo: Callable[[str], None]) -
         if status.last_error:
             echo(f"last error:     {status.last_error} at {status.last_error_at}")
         return 0 if status.dead == 0 else 3
+    if action == "retry":
+        # The cause of the dead letters is fixed (a practitioner mapped, a password
+        # changed): give each another round of attempts; the core's worker sends them.
+        with Store.open(config.db_path) as store:
+            revived = sum(revive(store, entry.id) for entry in outbox_entries(store, state="dead"))
+        echo(f"{revived} dead letter(s) will be tried again")
+        return 0
     box = Appliance(config)
     try:
         worker = box.outbox_worker()
