@@ -17,8 +17,8 @@ from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
 from appliance.line.guard import HangupSettings
 from appliance.retention import RetentionSettings
-from appliance.sync.caldav import CaldavSettings
-from appliance.sync.fhir import FhirSettings
+from appliance.sync.adapters.caldav import CaldavSettings
+from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.settings import SyncSettings
 from appliance.sync.worker import OutboxSettings
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance.errors import SyncError
-from appliance.sync import ical
-from appliance.sync.ical import Event, parse_events, write_event
+from appliance.sync.adapters import ical
+from appliance.sync.adapters.ical import Event, parse_events, write_event
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 3, 4, 9, 0, tzinfo=PARIS)

@@ -22,7 +22,7 @@ import pytest
 from appliance.clock import PARIS, FixedClock
 from appliance.errors import ConfigError, SyncError
 from appliance.sync.adapter import Booking, SyncConflict
-from appliance.sync.caldav import CaldavAdapter, CaldavSettings, resource_name
+from appliance.sync.adapters.caldav import CaldavAdapter, CaldavSettings, resource_name
 from tests.cloud.caldav_server import CaldavServer, Meddling, scripted_server
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=PARIS)
@@ -514,7 +514,7 @@ def test_resource_names_are_safe_and_never_shared_by_two_keys() -> None:
 def test_no_patient_data_is_logged_at_info(
     adapter: CaldavAdapter, staff: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="appliance.sync.caldav")
+    caplog.set_level(logging.INFO, logger="appliance.sync.adapters.caldav")
     ref = adapter.create(booking(), "k1")
     adapter.create(booking(), "k1")
     adapter.move(booking(start=WED_9H + timedelta(hours=1)), ref, "k2")

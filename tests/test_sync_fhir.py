@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from appliance.errors import ConfigError, SyncError
-from appliance.sync import fhir
+from appliance.sync.adapters import fhir
 from appliance.sync.adapter import Booking, RemoteRef, SyncConflict
-from appliance.sync.fhir import FhirAdapter, FhirSettings
+from appliance.sync.adapters.fhir import FhirAdapter, FhirSettings
 from tests.cloud.fhir_server import FhirServer, free_port
 
 

@@ -17,7 +17,7 @@ from appliance.errors import ConfigError
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 from appliance.store import Store, outbox, settings
-from appliance.sync.fhir import FhirSettings
+from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.settings import SyncSettings
 from tests.cloud.fhir_server import FhirServer, free_port
 

@@ -10,12 +10,12 @@ def open_adapter(settings: SyncSettings) -> AgendaAdapter | None:
     """The adapter ``[sync]`` asks for, or None when the box has no cloud agenda."""
     match settings.adapter:
         case "fhir":
-            from appliance.sync.fhir import FhirAdapter
+            from appliance.sync.adapters.fhir import FhirAdapter
 
             assert settings.fhir is not None  # SyncSettings checked it
             return FhirAdapter(settings.fhir)
         case "caldav":
-            from appliance.sync.caldav import CaldavAdapter
+            from appliance.sync.adapters.caldav import CaldavAdapter
 
             assert settings.caldav is not None
             return CaldavAdapter(settings.caldav)

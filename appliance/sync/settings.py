@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from appliance.errors import ConfigError
-from appliance.sync.caldav import CaldavSettings
-from appliance.sync.fhir import FhirSettings
+from appliance.sync.adapters.caldav import CaldavSettings
+from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.worker import OutboxSettings
 
 ADAPTERS: Final = ("none", "fhir", "caldav")

@@ -26,8 +26,8 @@ from appliance.clock import PARIS
 from appliance.dialogue.reply import Patient
 from appliance.store import Store, appointments, outbox, queries
 from appliance.store.appointments import BookingRequest
-from appliance.sync import fhir_resources as res
-from appliance.sync.fhir import FhirSettings
+from appliance.sync.adapters import fhir_resources as res
+from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.worker import OutboxWorker
 
 from tests.cloud.fhir_server import FhirServer

@@ -37,8 +37,8 @@ from appliance.store import Store, appointments, outbox
 from appliance.store.appointments import BookingRequest
 from appliance.store.inbox import unhandled_messages
 from appliance.store.settings import box_id
-from appliance.sync import fhir_resources as res
-from appliance.sync.fhir import FhirAdapter, FhirSettings
+from appliance.sync.adapters import fhir_resources as res
+from appliance.sync.adapters.fhir import FhirAdapter, FhirSettings
 from appliance.sync.worker import OutboxSettings, OutboxWorker
 from tests.cloud.fault_proxy import DROPPED, FaultProxy
 from tests.cloud.fhir_server import FhirServer
@@ -304,7 +304,7 @@ def outage(
     with (
         Store.open(tmp_dir / "outage.sqlite3", clock=clock) as store,
         FhirAdapter(settings) as adapter,
-        log_count("appliance.sync.fhir", "a reply was lost") as replays,
+        log_count("appliance.sync.adapters.fhir", "a reply was lost") as replays,
     ):
         worker = OutboxWorker(store, adapter, DEMO, clock, _FAST_RETRIES, rng=random.Random(seed))
         agenda = LocalAgenda(store, DEMO, clock, awaits_cloud=True)

@@ -31,9 +31,9 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import httpx
 
 from appliance.errors import ConfigError, SyncError
-from appliance.sync import fhir_resources as res
+from appliance.sync.adapters import fhir_resources as res
 from appliance.sync.adapter import Booking, Changes, RemoteBusy, RemoteRef, SyncConflict
-from appliance.sync.fhir_resources import Malformed
+from appliance.sync.adapters.fhir_resources import Malformed
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import httpx
 
 from appliance.clock import Clock, SystemClock
 from appliance.errors import ConfigError, SyncError
-from appliance.sync import ical
+from appliance.sync.adapters import ical
 from appliance.sync.adapter import Booking, Changes, RemoteBusy, RemoteRef, SyncConflict
 
 _LOGGER = logging.getLogger(__name__)
