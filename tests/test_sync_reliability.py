@@ -10,6 +10,9 @@ of the server coming back, some twenty times what it takes on a 2-core box.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -139,3 +142,17 @@ def test_nonsense_from_the_cloud_ends_as_dead_letters_or_a_conflict_never_a_retr
     # The log line has the code only (a server's words may quote the patient); the detail is in the row.
     assert not any("418" in line and "dead letter" in line for line in figures.warnings)
     assert any("fhir-slot-gone" in line for line in figures.warnings)
+
+
+def test_make_bench_sync_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    """The bench itself, cut small: it must not rot between two ``make bench-sync``."""
+    out = tmp_path / "bench-sync.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cloud.bench_sync", "--json", str(out), "--kills", "3", "--bookings", "8",
+         "--changes", "10", "--lines-seconds", "0.5"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert {"crash", "outage", "drain", "parallel"} <= set(figures)
+    assert figures["crash"]["kills"] == 3 and figures["outage"]["duplicates"] == 0

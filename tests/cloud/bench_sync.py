@@ -28,13 +28,8 @@ from typing import Any
 
 from tests.cloud.fault_proxy import FaultProxy
 from tests.cloud.fhir_server import running_fhir_server
-from tests.cloud.reliability import (
-    crash_loop,
-    drain_throughput,
-    figures_as_dict,
-    outage,
-    parallel_booking,
-)
+from tests.cloud.harness import figures_as_dict
+from tests.cloud.reliability import crash_loop, drain_throughput, outage, parallel_booking
 
 _HEADLINES = {
     "crash": "Crash: SIGKILL during booking and sync, then restart",
