@@ -4,6 +4,7 @@ real FHIR and CalDAV servers are in test_sync_reliability.py."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from collections import deque
@@ -288,3 +289,25 @@ def test_migration_0002_keeps_appointment_ids_never_reused(tmp_path: Path) -> No
     with Store.open(path, clock=FixedClock(NOW)) as upgraded:
         assert appointments.get_appointment(upgraded, 1, tz=PARIS).sync_state == "dead"
         assert book(upgraded).id == 4
+
+
+def test_the_cores_worker_task_sends_a_booking_made_while_it_runs_and_stops_when_told(
+    store: Store, clock: FixedClock
+) -> None:
+    cloud = FakeCloud()
+    w = worker(store, cloud, clock, pull_interval_s=3600)
+
+    async def core() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(w.run(stop))
+        await asyncio.sleep(0.1)
+        booked = await asyncio.to_thread(book, store)
+        for _ in range(100):  # the worker polls every second
+            if appointments.get_appointment(store, booked.id).sync_state == "synced":
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    asyncio.run(core())
+    assert cloud.creates == 1 and [what for what, _ in cloud.calls] == ["changes", "create"]
