@@ -64,6 +64,31 @@ class Appliance:
         self.agenda = LocalAgenda(self.store, self.practice, self.clock, awaits_cloud=self.cloud is not None)
         self.inbox = LocalInbox(self.store, self.clock)
         self.answering = AnsweringPolicy(config.answering, self.practice)
+        self._practice_base = practice_base
+
+    def reload(self, config: Config) -> list[str]:
+        """Take a changed configuration for the next calls; returns what needs a restart.
+
+        A call in progress keeps the practice, agenda and settings it started with
+        (its session holds them); only calls answered afterwards see the change.
+        The line, the models, the data directory and the cloud agenda connection
+        are opened once at start: a change there is reported, not applied.
+        """
+        practice = resolve_practice(config.practice, self._practice_base)
+        config.sync.check_practice(tuple(p.id for p in practice.practitioners))
+        with self.store.transaction() as tx:
+            queries.save_practice(tx, practice)
+        needs_restart = [
+            name for name in ("line", "data_dir", "models", "sync", "web")
+            if getattr(config, name) != getattr(self.config, name)
+        ]
+        self.practice = practice
+        self.agenda = LocalAgenda(self.store, practice, self.clock, awaits_cloud=self.cloud is not None)
+        self.answering = AnsweringPolicy(config.answering, practice)
+        self.config = config
+        _LOGGER.info("configuration reloaded for the next calls%s",
+                     f"; restart needed for: {', '.join(needs_restart)}" if needs_restart else "")
+        return needs_restart
 
     def outbox_worker(self, *, sms: ConflictSms | None = None) -> OutboxWorker | None:
         """The worker that keeps the cloud agenda in step; None without one."""

@@ -14,10 +14,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from appliance.app import Appliance
-from appliance.config import Config
+from appliance.config import Config, load_config
+from appliance.control import ControlError, ControlServer, Handler, TypedCalls, control_socket
+from appliance.errors import ConfigError
+from appliance.line.base import LineDriver
 from appliance.line.factory import open_line
 from appliance.retention import run_retention
 from appliance.speech.loading import load_speech
@@ -44,7 +48,7 @@ def run_box(
         )
     try:
         echo(_banner(config, box))
-        asyncio.run(_serve(box, echo))
+        asyncio.run(_serve(box, echo, _reloader(config, config_path)))
     finally:
         box.close()
         if web is not None:
@@ -54,7 +58,38 @@ def run_box(
     return 0
 
 
-async def _serve(box: Appliance, echo: Callable[[str], None]) -> None:
+def _reloader(config: Config, config_path: Path | None) -> Callable[[], Config]:
+    """Read the configuration again as it was read at start (same file, same data
+    directory and line: those two cannot change without a restart anyway)."""
+    return lambda: load_config(config_path, data_dir=config.data_dir, line=config.line)
+
+
+def _control_handlers(box: Appliance, line: LineDriver, test_calls: TypedCalls,
+                      reload_config: Callable[[], Config]) -> dict[str, Handler]:
+    async def ping(_: dict[str, Any]) -> dict[str, Any]:
+        health = line.health()
+        return {"ok": True, "line": line.name, "line_ok": health.ok, "line_detail": health.detail}
+
+    async def reload(_: dict[str, Any]) -> dict[str, Any]:
+        try:
+            restart = box.reload(await asyncio.to_thread(reload_config))
+        except ConfigError as err:
+            raise ControlError(f"configuration refusée : {err.detail}") from None
+        detail = "appliquée aux prochains appels"
+        if restart:
+            detail += f" ; redémarrage nécessaire pour : {', '.join(restart)}"
+        return {"ok": True, "detail": detail, "restart": restart}
+
+    return {
+        "ping": ping,
+        "reload": reload,
+        "test_call.start": lambda _: test_calls.start(),
+        "test_call.say": lambda r: test_calls.say(str(r.get("call_id", "")), str(r.get("text", ""))),
+        "test_call.end": lambda r: test_calls.end(str(r.get("call_id", ""))),
+    }
+
+
+async def _serve(box: Appliance, echo: Callable[[str], None], reload_config: Callable[[], Config]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,6 +101,10 @@ async def _serve(box: Appliance, echo: Callable[[str], None]) -> None:
         notify(f"STATUS=answering on {line.name}: {line.health().detail}")
         serving = asyncio.create_task(box.serve(line))
         stopping = asyncio.create_task(stop.wait())
+        # The web page's few commands (reload, a typed test call), on a unix socket.
+        test_calls = TypedCalls(box.answer, box.clock.monotonic)
+        control = ControlServer(control_socket(config), _control_handlers(box, line, test_calls, reload_config))
+        await control.start()
         # Beside the calls: the outbox towards the cloud agenda, and the retention purge.
         # Neither may take a call down with it; each catches and logs its own failures.
         chores = [asyncio.create_task(run_retention(box.store, config.retention, box.clock, stop))]
@@ -79,6 +118,8 @@ async def _serve(box: Appliance, echo: Callable[[str], None]) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await control.close()
+        await test_calls.close()
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # e.g. the modem was unplugged: systemd restarts us
 

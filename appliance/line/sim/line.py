@@ -67,6 +67,9 @@ class SimCall:
         self._audio: asyncio.Queue[Inbound | object] = asyncio.Queue()
         self._script: asyncio.Queue[Said | KeptSilent | Dtmf | object] = asyncio.Queue()
         self._held = asyncio.Event()  # set = caller composing: no silence on demand
+        self.awaiting_caller = asyncio.Event()
+        """Text mode: set while the box waits for the caller's next act (a typed test
+        call answers the web page when the assistant has said all it will say)."""
         self._ended = asyncio.Event()
         self.end_reason = ""
         self.received: list[np.ndarray] = []
@@ -92,7 +95,10 @@ class SimCall:
         """Text mode: the caller's next act; None once the caller has hung up."""
         if self._ended.is_set() and self._script.empty():
             return None
+        if self._script.empty():
+            self.awaiting_caller.set()
         item = await self._next(self._script)
+        self.awaiting_caller.clear()
         return None if item is _HANGUP else item  # type: ignore[return-value]
 
     def pending_keys(self) -> str:
