@@ -7,6 +7,7 @@ a local SQLite store in ``var/``, the ``demo`` practice, the web page on
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,10 +18,13 @@ from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
 from appliance.line.guard import HangupSettings
 from appliance.retention import RetentionSettings
+from appliance.settings_file import merge, overlay_path, read_overlay
 from appliance.sync.adapters.caldav import CaldavSettings
 from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.settings import SyncSettings
 from appliance.sync.worker import OutboxSettings
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,10 +43,17 @@ class ModelChoice:
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    https: bool = False
+    """Serve over TLS with the certificate made at first start (needed off 127.0.0.1:
+    browsers drop the Secure session cookie on plain http elsewhere)."""
+    cert_dir: Path | None = None
+    """Where that certificate and its key live; default ``<data_dir>/tls``."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"web.port must be 1-65535, got {self.port}")
+        if not isinstance(self.https, bool):
+            raise ConfigError(f"web.https must be true or false, got {self.https!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,8 +100,10 @@ class Config:
         return self.data_dir / "appliance.db"
 
 
-def load_config(path: Path | None, **overrides: Any) -> Config:
-    """Defaults, then the file (if any), then command-line overrides."""
+def load_config(path: Path | None, *, overlay: dict[str, Any] | None = None, **overrides: Any) -> Config:
+    """Defaults, then the file (if any), then what the setup page saved in the data
+    directory (``settings_file``; or ``overlay``, a candidate being validated), then
+    command-line overrides."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -99,11 +112,27 @@ def load_config(path: Path | None, **overrides: Any) -> Config:
             raise ConfigError(f"{path}: cannot read the configuration ({err.strerror})") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from err
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return _build(Config, raw, "")
+        base = _build(Config, {**raw, **given}, "")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err.detail}" if path else err.detail) from None
+    candidate = overlay is not None
+    try:
+        if overlay is None:
+            overlay = read_overlay(base.data_dir)
+        if not overlay:
+            return base
+        return _build(Config, {**merge(raw, overlay), **given}, "")
+    except ConfigError as err:
+        # The file alone was fine: the page's saved settings are what is wrong.
+        problem = ConfigError(f"{overlay_path(base.data_dir)}: {err.detail}")
+        if candidate:
+            raise problem from None
+        # On disk already (edited by hand, or written by a newer box): a box that
+        # answers on the installer's settings beats a box that does not answer.
+        _LOGGER.error("ignoring the settings saved from the web page: %s", problem.detail)
+        return base
 
 
 _NESTED = {

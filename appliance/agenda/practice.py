@@ -303,14 +303,19 @@ def load_practice(path: Path | str) -> Practice:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the practice file ({err.strerror})") from err
+    return load_practice_text(text, where=str(path))
+
+
+def load_practice_text(text: str, *, where: str) -> Practice:
+    """Validate a practice given as TOML text (``where`` names it in every error)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        raise ConfigError(f"{where}: not valid TOML: {err}") from None
     try:
         return _practice_from(_Table(data, ""))
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err.detail}", code=err.code) from None
+        raise ConfigError(f"{where}: {err.detail}", code=err.code) from None
 
 
 def builtin_practice_names() -> tuple[str, ...]:
