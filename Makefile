@@ -12,12 +12,19 @@ LLAMA_VER    := 0.3.36
 # The llama-cpp-python wheel is compiled once (5-8 min on 2 cores) and kept here,
 # outside the repository, so a fresh clone reuses it; an empty cache rebuilds it.
 WHEEL_CACHE  ?= $(HOME)/.cache/appliance/wheels
-APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config espeak-ng sox cmake ninja-build build-essential
+APT_PACKAGES := portaudio19-dev libsystemd-dev pkg-config espeak-ng sox cmake ninja-build build-essential \
+                chromium
+# htmx is shipped with the web page (no CDN), fetched from the npm registry at
+# install time and checked against its hash rather than committed.
+HTMX_VER     := 2.0.11
+HTMX_SHA256  := d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717
+HTMX_JS      := appliance/web/static/vendor/htmx.min.js
+SCREENSHOTS_DIR ?= docs/screenshots
 DATA_DIR     ?= var
 
 CLOUD_VENV   := .venv-cloud
 
-.PHONY: run test bench bench-sync install models cloud-servers apt clean help
+.PHONY: run test bench bench-sync install models cloud-servers screenshots apt clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -25,6 +32,7 @@ help:
 	@echo "make test    install what is missing, then run every test"
 	@echo "make bench   latency, real-time factors, load time and memory over tests/scenarios"
 	@echo "make bench-sync  crash, outage and throughput figures of the outbox against a local FHIR server"
+	@echo "make screenshots every page of the setup page at desktop and phone width, into $(SCREENSHOTS_DIR)"
 
 run: install
 	$(VENV)/bin/appliance --data-dir $(DATA_DIR) run
@@ -38,12 +46,24 @@ bench: install
 bench-sync: install cloud-servers
 	$(PY) -m tests.cloud.bench_sync --json bench-sync.json
 
-install: $(VENV)/.stamp-models
+install: $(VENV)/.stamp-models $(HTMX_JS)
+
+$(HTMX_JS): | $(VENV)/.stamp-apt
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VER) >/dev/null && tar xzf htmx.org-$(HTMX_VER).tgz package/dist/htmx.min.js) && \
+	  echo "$(HTMX_SHA256)  $$tmp/package/dist/htmx.min.js" | sha256sum -c --quiet - && \
+	  install -D -m 0644 "$$tmp/package/dist/htmx.min.js" $@
+
+# Every page of the setup page at desktop and phone width, from the browser test.
+screenshots: install
+	SCREENSHOTS_DIR=$(abspath $(SCREENSHOTS_DIR)) $(VENV)/bin/pytest -q tests/test_web_browser.py
+	@echo "screenshots in $(SCREENSHOTS_DIR)"
 
 # -- system packages -------------------------------------------------------------
 $(VENV)/.stamp-apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "==> apt: installing$$missing"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

@@ -1,4 +1,4 @@
-"""The web page is its own process and shows the box's calls."""
+"""The web page is its own process: it answers, and at first start shows the setup code."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_page_answers_and_lists_a_call(tmp_path: Path) -> None:
+def test_the_page_answers_and_asks_for_the_first_administrator(tmp_path: Path) -> None:
     config = replace(Config(), data_dir=tmp_path)
     asyncio.run(simulate(load_scenario(SCENARIOS / "emergency_chest_pain.toml"), mode="text", config=config))
     port = _free_port()
     box = tmp_path / "box.toml"
     box.write_text(f"[web]\nport = {port}\n")
     web = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(box), "--data-dir", str(tmp_path), "web"],
-                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -45,10 +45,14 @@ def test_the_page_answers_and_lists_a_call(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "web page did not come up"
                 time.sleep(0.2)
         assert health["ok"] is True
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+        # Every page needs an account; with none yet, a visitor lands on first-boot setup.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/inbox", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
             page = answer.read().decode()
-        assert "Cabinet médical des Tilleuls" in page
-        assert "urgence : orienté vers le 15" in page
+            assert answer.url.endswith("/setup")
+        assert "Première mise en service" in page
     finally:
         web.terminate()
-        web.communicate(timeout=10)
+        console, _ = web.communicate(timeout=10)
+    code = (tmp_path / "setup-code").read_text().strip()
+    assert f"setup code for the first administrator: {code}" in console

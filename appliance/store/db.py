@@ -256,6 +256,25 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def backup_to(self, path: Path | str) -> None:
+        """Write a consistent copy of the whole database to ``path`` while the box runs.
+
+        SQLite's online backup API copies page by page under a read lock, so the
+        copy is one committed state even while the core keeps writing; copying the
+        file (and its WAL) by hand could catch half a transaction.
+        """
+        try:
+            target = sqlite3.connect(str(path))
+        except sqlite3.Error as err:
+            raise StoreError("backup-failed", f"{path}: {err}") from err
+        try:
+            with self._lock:
+                self._connection().backup(target)
+        except sqlite3.Error as err:
+            raise StoreError("backup-failed", f"{path}: {err}") from err
+        finally:
+            target.close()
+
     def applied_migrations(self) -> list[tuple[int, str]]:
         with self.snapshot() as tx:
             rows = tx.execute("SELECT version, name FROM schema_migrations ORDER BY version")

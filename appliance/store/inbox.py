@@ -78,3 +78,15 @@ def _message_from(row: Any) -> Message:
         patient=json.loads(row["patient"]),
         handled_at=from_utc_text(row["handled_at"]) if row["handled_at"] else None,
     )
+
+
+def mark_handled(db: Db, message_id: int, at: datetime) -> bool:
+    """Note that a person dealt with a message; False if it was unknown or handled already.
+
+    Handling twice (two secretaries clicking at once) keeps the first time.
+    """
+    require_aware("at", at)
+    with writing(db) as tx:
+        return tx.changes(
+            "UPDATE messages SET handled_at = ? WHERE id = ? AND handled_at IS NULL", (utc_text(at), message_id)
+        ) == 1

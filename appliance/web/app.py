@@ -1,72 +1,251 @@
-"""The local web page (a placeholder until the setup page has its own issue).
+"""The local web page: its own process, serving the practice's staff.
 
-A separate process: it reads the shared SQLite store (WAL) and never touches the
-line. It shows that the box is alive and what it did today.
+It shares the SQLite store with the core (WAL: the core keeps writing while we
+read) and will ask the core for a few things over the control socket. A slow
+page, a 0.3 s password hash or a crash here never touches a call's audio.
+
+Every route is built by ``_route`` with the access it needs, and the guard it
+wraps around the handler is the only door: it finds the session, refuses what
+the person may not see (401/redirect to the login page, 403 for another role's
+pages), and refuses any change without the session's CSRF token. The handlers
+(``pages``, ``account``, ``admin``) only translate HTTP into calls of the store
+and of ``auth``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Final, Literal
+from urllib.parse import quote
 
 import uvicorn
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from appliance.clock import SystemClock
+from appliance.clock import Clock, SystemClock
 from appliance.config import Config
 from appliance.store import Store, queries
+from appliance.store.settings import get_setting
+from appliance.store.staff import admin_exists
+from appliance.web import account, admin, auth, pages
+from appliance.web.context import WebContext, ctx_of, refusal, set_cookie, wants_html
+from appliance.web.render import LANGUAGE_SETTING, Renderer, choose_language
+from appliance.web.tls import ensure_certificate
 
-_TEMPLATES = Environment(loader=PackageLoader("appliance.web"), autoescape=select_autoescape())
-# How the staff read a call's outcome (the codes are the simulate contract's).
-_OUTCOMES = {
-    "booked": "rendez-vous pris",
-    "cancelled": "rendez-vous annulé",
-    "rescheduled": "rendez-vous déplacé",
-    "message": "message laissé",
-    "emergency": "urgence : orienté vers le 15",
-    "transferred": "transféré",
-    "abandoned": "sans suite",
-    "answered": "renseigné",
-}
+_LOGGER = logging.getLogger(__name__)
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+HTMX_FILE: Final = STATIC_DIR / "vendor" / "htmx.min.js"
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+
+Access = Literal["public", "staff", "admin"]
+"""``public``: anyone (login, setup, health); ``staff``: any signed-in account; ``admin``: administrators."""
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(config: Config) -> Starlette:
-    clock = SystemClock()
-    # One connection for the process (WAL: the core keeps writing while we read),
-    # opened with the app rather than per request, so migrations are checked once.
-    db = Store.open(config.db_path)
+def create_app(config: Config, *, clock: Clock | None = None, fingerprint: str | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    ctx = WebContext(
+        config=config,
+        clock=clock,
+        passwords=auth.Passwords(),
+        renderer=Renderer(htmx=HTMX_FILE.exists()),
+        fingerprint=fingerprint,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One connection for the process, opened with the app rather than per
+        # request, so migrations (0004 adds the staff tables) run once.
+        store = Store.open(config.db_path, clock=clock)
         try:
+            # Hashing the code takes ~0.3 s: in a thread, like every hash here.
+            await asyncio.to_thread(auth.ensure_setup_code, store, config.data_dir, ctx.passwords, clock)
+            ctx.store = store
             yield
         finally:
-            db.close()
+            ctx.store = None
+            store.close()
 
-    async def home(request: Request) -> HTMLResponse:
-        since = clock.now() - timedelta(days=1)  # recent_calls answers in since's zone
-        calls = queries.recent_calls(db, since)
-        practice_name = queries.practice_name(db)
-        page = _TEMPLATES.get_template("home.html").render(
-            practice=practice_name or "—",
-            calls=calls,
-            outcomes=_OUTCOMES,
-            now=clock.now().strftime("%d/%m/%Y %H:%M"),
-        )
-        return HTMLResponse(page)
+    app = Starlette(routes=routes(), lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    app.state.ctx = ctx
+    return app
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "time": datetime.now().isoformat(timespec="seconds")})
 
-    return Starlette(routes=[Route("/", home), Route("/healthz", health)], lifespan=lifespan)
+def routes() -> list[BaseRoute]:
+    """Every page and endpoint, with the access it needs (the security test walks this list)."""
+    return [
+        _route("/healthz", health, access="public"),
+        _route("/login", account.login_page, access="public"),
+        _route("/login", account.login_submit, methods=["POST"], access="public"),
+        _route("/setup", account.setup_page, access="public"),
+        _route("/setup", account.setup_submit, methods=["POST"], access="public"),
+        _route("/logout", account.logout, methods=["POST"]),
+        _route("/", pages.today),
+        _route("/inbox", pages.inbox_page),
+        _route("/inbox/{message_id:int}/handled", pages.mark_handled, methods=["POST"]),
+        _route("/calls", pages.calls),
+        _route("/calls/{call_id}", pages.call_detail),
+        _route("/appointments", pages.appointments),
+        _route("/test-call", pages.soon),
+        _route("/admin/settings", pages.soon, access="admin"),
+        _route("/admin/staff", admin.staff_page, access="admin"),
+        _route("/admin/staff", admin.staff_create, methods=["POST"], access="admin"),
+        _route("/admin/staff/{staff_id:int}/disable", admin.staff_disable, methods=["POST"], access="admin"),
+        _route("/admin/staff/{staff_id:int}/enable", admin.staff_enable, methods=["POST"], access="admin"),
+        _route("/admin/staff/{staff_id:int}/password", admin.staff_password, methods=["POST"], access="admin"),
+        _route("/admin/data", admin.data_page, access="admin"),
+        _route("/admin/data/export", admin.data_export, methods=["POST"], access="admin"),
+        _route("/admin/data/erase", admin.data_erase, methods=["POST"], access="admin"),
+        _route("/admin/data/backup", admin.data_backup, access="admin"),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def _route(path: str, handler: Handler, *, methods: list[str] | None = None, access: Access = "staff") -> Route:
+    # One convention, checked here, so a glance at a URL tells who may use it.
+    if (access == "admin") != path.startswith("/admin/"):
+        raise ValueError(f"{path}: administrator pages live under /admin/, and only they do")
+    endpoint = _guarded(handler, access)
+    endpoint.access = access  # type: ignore[attr-defined]
+    return Route(path, endpoint, methods=methods or ["GET"], name=f"{handler.__name__}")
+
+
+def _guarded(handler: Handler, access: Access) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        ctx = ctx_of(request)
+        store = ctx.db
+        session = auth.resolve_session(store, request.cookies.get(auth.SESSION_COOKIE), ctx.clock.now())
+        state = request.state
+        state.session = session
+        state.user = session.member if session else None
+        lang = choose_language(get_setting(store, LANGUAGE_SETTING), request.headers.get("accept-language"))
+        state.t = ctx.renderer.translator(lang)
+        state.zone = queries.practice_tz(store)
+        new_form_token: str | None = None
+        if session is not None:
+            state.csrf = session.csrf_token
+        else:
+            token = request.cookies.get(auth.FORM_COOKIE)
+            if not token or len(token) > 128:
+                token = new_form_token = auth.new_form_token()
+            state.csrf = token
+
+        if access != "public" and session is None:
+            return _unauthenticated(request)
+        if access == "admin" and not (session and session.member.is_admin):
+            _LOGGER.warning("refused %s %s to a non-administrator", request.method, request.url.path)
+            return refusal(request, 403, "errors.admin_only")
+        if request.method not in _SAFE_METHODS:
+            given = request.headers.get(auth.CSRF_HEADER)
+            if given is None:
+                form = await request.form()
+                value = form.get(auth.CSRF_FIELD)
+                given = value if isinstance(value, str) else None
+            # A freshly made form token cannot match anything the browser sent.
+            expected = None if new_form_token else state.csrf
+            if not auth.tokens_match(expected, given):
+                _LOGGER.warning("refused %s %s: missing or wrong CSRF token", request.method, request.url.path)
+                return refusal(request, 403, "errors.csrf")
+
+        response = await handler(request)
+        if new_form_token:
+            set_cookie(response, auth.FORM_COOKIE, new_form_token, max_age=None)
+        if access != "public" or session is not None:
+            response.headers.setdefault("cache-control", "no-store")  # patient data stays off disk caches
+        return response
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _unauthenticated(request: Request) -> Response:
+    if wants_html(request):
+        target = "/login"
+        if request.method == "GET" and request.url.path != "/":
+            target += "?next=" + quote(request.url.path)
+        return RedirectResponse(target, status_code=303)
+    # htmx follows HX-Redirect even on an error status; scripts get a plain 401.
+    return JSONResponse({"ok": False, "error": "login required"}, status_code=401, headers={"HX-Redirect": "/login"})
+
+
+async def health(request: Request) -> Response:
+    ctx = ctx_of(request)
+    return JSONResponse({"ok": True, "time": ctx.clock.now().isoformat(timespec="seconds")})
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no framing, no sniffing, no foreign scripts."""
+
+    _HEADERS: Final = [
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+            b" form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self._HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def serve(config: Config) -> int:
+    """``appliance web``: the setup code and certificate on the console, then the page."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(create_app(config), host=config.web.host, port=config.web.port, log_level="warning")
+    clock = SystemClock()
+    with Store.open(config.db_path, clock=clock) as store:
+        code = auth.ensure_setup_code(store, config.data_dir, auth.Passwords(), clock)
+        needs_setup = not admin_exists(store)
+    code_file = config.data_dir / auth.SETUP_CODE_FILE
+    if code:
+        print(f"\nFirst start: setup code for the first administrator: {code}\n  (also in {code_file})\n", flush=True)
+    elif needs_setup:
+        print(f"\nNo administrator yet: the setup code is in {code_file}\n", flush=True)
+    tls: dict[str, str] = {}
+    fingerprint = None
+    if config.web.https:
+        cert = ensure_certificate(config.web.cert_dir or config.data_dir / "tls")
+        fingerprint = cert.fingerprint
+        made = "new certificate" if cert.created else "certificate"
+        print(f"HTTPS {made}, SHA-256 fingerprint:\n  {cert.fingerprint}\n", flush=True)
+        tls = {"ssl_certfile": str(cert.cert_path), "ssl_keyfile": str(cert.key_path)}
+    elif not auth.is_loopback(config.web.host):
+        _LOGGER.warning(
+            "the web page listens on %s over plain http: browsers will not keep its session cookie;"
+            " set [web] https = true",
+            config.web.host,
+        )
+    uvicorn.run(
+        create_app(config, clock=clock, fingerprint=fingerprint),
+        host=config.web.host,
+        port=config.web.port,
+        log_level="warning",
+        proxy_headers=False,  # the client's own address is what login attempts are counted by
+        server_header=False,
+        **tls,  # type: ignore[arg-type]
+    )
     return 0
