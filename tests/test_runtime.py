@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+
+from appliance.control import ask
 
 from .conftest import REPO
 from .test_web import _free_port
 
-pytestmark = pytest.mark.models
-
-
-def test_the_box_starts_serves_its_page_and_stops_on_sigterm(tmp_path: Path) -> None:
+def test_the_box_starts_serves_its_page_answers_its_control_socket_and_stops_on_sigterm() -> None:
+    # On the plain simulated line nothing rings but typed test calls: no models to load.
+    folder = tempfile.TemporaryDirectory(prefix="box")  # a unix socket path must stay short
+    tmp_path = Path(folder.name)
     port = _free_port()
     config = tmp_path / "box.toml"
     config.write_text(f"[web]\nport = {port}\n")
@@ -35,7 +38,9 @@ def test_the_box_starts_serves_its_page_and_stops_on_sigterm(tmp_path: Path) -> 
             assert line or box.poll() is None, "".join(lines)
             lines.append(line)
             assert time.monotonic() < deadline, "".join(lines)
-        assert any("models ready" in line for line in lines)
+        assert not any("models ready" in line for line in lines)
+        answer = asyncio.run(ask(tmp_path / "control.sock", {"cmd": "ping"}, timeout_s=10))
+        assert answer["ok"] and answer["line"] == "sim"
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
@@ -52,3 +57,4 @@ def test_the_box_starts_serves_its_page_and_stops_on_sigterm(tmp_path: Path) -> 
         if box.poll() is None:
             box.kill()
             box.communicate()
+        folder.cleanup()
