@@ -1,4 +1,4 @@
-"""`appliance run` (what `make run` starts): models verified, page served, clean stop."""
+"""`appliance run` (what `make run` starts): page served, control socket up, clean stop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
 
 from appliance.control import ask
 
