@@ -72,7 +72,9 @@ def _control_handlers(box: Appliance, line: LineDriver, test_calls: TypedCalls,
                       reload_config: Callable[[], Config]) -> dict[str, Handler]:
     async def ping(_: dict[str, Any]) -> dict[str, Any]:
         health = line.health()
-        return {"ok": True, "line": line.name, "line_ok": health.ok, "line_detail": health.detail}
+        models = {name: round(seconds, 1) for name, seconds in box.speech.load_s.items()} if box.speech else {}
+        return {"ok": True, "line": line.name, "line_ok": health.ok, "line_detail": health.detail,
+                "models": models, "llm_enabled": box.config.models.llm_enabled}
 
     async def reload(_: dict[str, Any]) -> dict[str, Any]:
         try:

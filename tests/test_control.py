@@ -84,7 +84,9 @@ def test_nonsense_on_the_socket_gets_a_clear_refusal_and_the_socket_stays_up(sho
         assert json.loads(await reader.readline()) == {"ok": False, "error": "not a JSON request"}
         writer.close()
         await writer.wait_closed()
-        assert (await ask(sock, {"cmd": "ping"}))["ok"] is True
+        pong = await ask(sock, {"cmd": "ping"})
+        assert pong["ok"] is True and pong["line"] == "sim" and pong["line_ok"] is True
+        assert pong["models"] == {} and pong["llm_enabled"] is False  # text-only core: nothing loaded
 
     run_core(short_dir, None, talk)
 
