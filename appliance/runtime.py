@@ -57,8 +57,11 @@ def run_box(
         box.close()
         if web is not None:
             web.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 web.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # a page stuck mid-request: the core does not leave it behind
+                web.kill()
+                web.wait()
     return 0
 
 

@@ -116,3 +116,25 @@ def test_asking_a_core_that_is_not_there_is_a_connection_error(short_dir: Path) 
 def test_a_socket_path_too_long_for_unix_is_refused_without_stopping_the_core(tmp_path: Path) -> None:
     deep = tmp_path / ("x" * 120)
     assert asyncio.run(ControlServer(deep / "control.sock", {}).start()) is False
+
+
+def test_call_ids_stay_unique_across_restarts_of_the_box(short_dir: Path) -> None:
+    """Two processes one after the other on one store (a core restarted): before
+    the run prefix, both numbered their first call sim-1 and the second collided."""
+    import subprocess
+    import sys
+
+    from appliance.store import Store
+
+    from .conftest import REPO, SCENARIOS
+
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "appliance", "--data-dir", str(short_dir), "simulate",
+             str(SCENARIOS / "silent_caller.toml"), "--text"],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    with Store.open(short_dir / "appliance.db") as store, store.snapshot() as tx:
+        ids = [row["id"] for row in tx.execute("SELECT id FROM calls")]
+    assert len(ids) == len(set(ids)) == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +29,7 @@ def test_the_box_starts_serves_its_page_answers_its_control_socket_and_stops_on_
     box = subprocess.Popen(
         [sys.executable, "-m", "appliance", "--config", str(config), "--data-dir", str(tmp_path), "run"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # the core and its web child: one group to clean up
     )
     lines: list[str] = []
     try:
@@ -53,7 +56,10 @@ def test_the_box_starts_serves_its_page_answers_its_control_socket_and_stops_on_
         assert box.returncode == 0, "".join(lines) + out
         assert "Traceback" not in "".join(lines) + out
     finally:
-        if box.poll() is None:
-            box.kill()
-            box.communicate()
+        # The web child holds the output pipe too: a core that died without stopping
+        # it would keep communicate() waiting forever. End the whole group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(box.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            box.communicate(timeout=10)
         folder.cleanup()

@@ -2,8 +2,10 @@
 
 First boot with the setup code from the box's data dir, login, Today, the inbox
 showing the emergency left by a simulated call, marking it handled (an htmx
-swap), adding an account with a mistake shown next to its field, logging out,
-and being sent back to the login page. Every page is photographed at desktop
+swap), changing the opening hours in Settings, a test call typed in against the
+running core and its emergency message read in the inbox, adding an account with
+a mistake shown next to its field, logging out, and being sent back to the
+login page. Every page is photographed at desktop
 (1280×800) and phone (390×844) width into ``$SCREENSHOTS_DIR`` when it is set
 (``make screenshots``), else into the test's temporary folder.
 
@@ -19,6 +21,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +31,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from appliance.config import Config
+from appliance.agenda.practice import resolve_practice
+from appliance.config import Config, load_config
+from appliance.control import ask
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 from appliance.store import Store
@@ -53,9 +58,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    """A box's data dir with an emergency call and a booking, and its web page running."""
-    data_dir = tmp_path_factory.mktemp("box")
+def box() -> Iterator[tuple[str, Path, str]]:
+    """A box's data dir with an emergency call and a booking, its core and its web page running."""
+    # Short: the core's control socket lives in it, and a unix socket path must fit in 108 bytes.
+    with tempfile.TemporaryDirectory(prefix="w") as folder:
+        yield from _running_box(Path(folder))
+
+
+def _running_box(data_dir: Path) -> Iterator[tuple[str, Path, str]]:
     config = replace(Config(), data_dir=data_dir)
     for name in ("emergency_chest_pain", "book_basic"):
         asyncio.run(simulate(load_scenario(SCENARIOS / f"{name}.toml"), mode="text", config=config))
@@ -67,6 +77,10 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, s
     port = _free_port()
     settings = data_dir / "box.toml"
     settings.write_text(f"[web]\nport = {port}\n")
+    core = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "--config", str(settings), "--data-dir", str(data_dir), "run", "--no-web"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
     web = subprocess.Popen(
         [sys.executable, "-m", "appliance", "--config", str(settings), "--data-dir", str(data_dir), "web"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -82,10 +96,19 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, s
                 assert web.poll() is None, web.communicate()[1]
                 assert time.monotonic() < deadline, "the web page did not come up"
                 time.sleep(0.2)
+        while True:
+            try:
+                if asyncio.run(ask(data_dir / "control.sock", {"cmd": "ping"}, timeout_s=1))["ok"]:
+                    break
+            except ConnectionError:
+                assert core.poll() is None, core.communicate()[1]
+                assert time.monotonic() < deadline, "the core did not come up"
+                time.sleep(0.2)
         yield base, data_dir, emergency["id"]
     finally:
-        web.terminate()
-        web.communicate(timeout=10)
+        for process in (web, core):
+            process.terminate()
+            process.communicate(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +175,7 @@ def test_first_boot_inbox_and_logout_in_chromium(box: tuple[str, Path, str], bro
 
         expect(page).to_have_url(f"{base}/")
         expect(page.get_by_role("heading", level=1)).to_have_text("Cabinet médical des Tilleuls")
-        expect(page.locator(".tile").first).to_contain_text("le cœur ne répond pas")
+        expect(page.locator(".tile").first).to_contain_text("en ligne")
         page.screenshot(path=shots / "today-desktop.png", full_page=True)
 
         # The inbox: the emergency stands out.
@@ -178,11 +201,43 @@ def test_first_boot_inbox_and_logout_in_chromium(box: tuple[str, Path, str], bro
         expect(page.get_by_text("Aucun message en attente.")).to_be_visible()
 
         for name, path in [("calls", "/calls"), ("call", f"/calls/{call_id}"), ("appointments", "/appointments"),
-                           ("staff", "/admin/staff"), ("data", "/admin/data"), ("test-call", "/test-call")]:
+                           ("staff", "/admin/staff"), ("data", "/admin/data")]:
             page.goto(base + path)
             page.screenshot(path=shots / f"{name}-desktop.png", full_page=True)
         page.goto(f"{base}/appointments")
         expect(page.locator("section.conflicts")).to_contain_text("Conflits à résoudre")
+
+        # Settings: Saturday mornings run an hour longer; the running core takes it for the next call.
+        page.get_by_role("link", name="Réglages").click()
+        page.screenshot(path=shots / "settings-desktop.png", full_page=True)
+        hours = page.locator("section#hours")
+        hours.get_by_label("Samedi").fill("09:00-13:00")
+        hours.get_by_role("button", name="Enregistrer").click()
+        expect(page.locator("section#hours .notice")).to_have_text("Enregistré : appliqué aux prochains appels.")
+        expect(page.locator("section#hours").get_by_label("Samedi")).to_have_value("09:00-13:00")
+        practice = resolve_practice(load_config(data_dir / "box.toml", data_dir=data_dir).practice)
+        assert [(p.start.hour, p.end.hour) for p in practice.hours if p.weekday == 5] == [(9, 13)]
+
+        # A test call typed in: an emergency, answered through the core's own call path.
+        page.get_by_role("link", name="Appel d'essai").click()
+        page.get_by_role("button", name="Commencer un appel d'essai").click()
+        expect(page.locator(".turn.assistant").first).to_contain_text("Cabinet médical des Tilleuls")
+        page.get_by_label("Ce que dit l'appelant").fill("mon père a une douleur dans la poitrine et du mal à respirer")
+        page.get_by_role("button", name="Envoyer").click()
+        expect(page.locator(".turn.caller")).to_contain_text("douleur dans la poitrine")
+        expect(page.locator(".turn.assistant").nth(1)).to_contain_text("15")
+        expect(page.locator(".turn.assistant .latency").first).to_have_text(re.compile(r"^\d+ ms$"))
+        page.screenshot(path=shots / "test-call-desktop.png", full_page=True)
+        if page.get_by_role("button", name="Raccrocher").count():
+            page.get_by_role("button", name="Raccrocher").click()
+        expect(page.get_by_text("L'appel est terminé.")).to_be_visible()
+
+        # ...and the message it left, read in the inbox.
+        page.get_by_role("link", name="Messages", exact=True).click()
+        left = page.locator("article.message.alarm")
+        expect(left).to_have_count(1)
+        left.get_by_text("Transcription de l'appel").click()
+        expect(left.locator("pre.transcript")).to_contain_text("mal à respirer")
 
         # A mistake in a form is explained next to its field; nothing is created.
         page.goto(f"{base}/admin/staff")
@@ -218,7 +273,8 @@ def test_every_page_fits_a_phone_screen(box: tuple[str, Path, str], browser: Bro
         _log_in(page, base, ADMIN, ADMIN_PASSWORD)
         expect(page).to_have_url(f"{base}/")
         for name, path in [("today", "/"), ("inbox", "/inbox"), ("calls", "/calls"), ("call", f"/calls/{call_id}"),
-                           ("appointments", "/appointments"), ("staff", "/admin/staff"), ("data", "/admin/data")]:
+                           ("appointments", "/appointments"), ("staff", "/admin/staff"), ("data", "/admin/data"),
+                           ("settings", "/admin/settings"), ("test-call", "/test-call")]:
             page.goto(base + path)
             page.screenshot(path=shots / f"{name}-phone.png", full_page=True)
             # Nothing wider than the screen: the page never scrolls sideways.

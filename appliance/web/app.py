@@ -36,7 +36,7 @@ from appliance.config import Config
 from appliance.store import Store, queries
 from appliance.store.settings import get_setting
 from appliance.store.staff import admin_exists
-from appliance.web import account, admin, auth, pages
+from appliance.web import account, admin, auth, pages, settings_page, test_call
 from appliance.web.context import WebContext, ctx_of, refusal, set_cookie, wants_html
 from appliance.web.render import LANGUAGE_SETTING, Renderer, choose_language
 from appliance.web.tls import ensure_certificate
@@ -52,7 +52,9 @@ Access = Literal["public", "staff", "admin"]
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(config: Config, *, clock: Clock | None = None, fingerprint: str | None = None) -> Starlette:
+def create_app(
+    config: Config, *, clock: Clock | None = None, fingerprint: str | None = None, config_path: Path | None = None
+) -> Starlette:
     clock = clock or SystemClock()
     ctx = WebContext(
         config=config,
@@ -78,6 +80,8 @@ def create_app(config: Config, *, clock: Clock | None = None, fingerprint: str |
 
     app = Starlette(routes=routes(), lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
     app.state.ctx = ctx
+    # The installer's file: the Settings page validates a change against it, as the core will load it.
+    app.state.config_path = config_path
     return app
 
 
@@ -96,8 +100,13 @@ def routes() -> list[BaseRoute]:
         _route("/calls", pages.calls),
         _route("/calls/{call_id}", pages.call_detail),
         _route("/appointments", pages.appointments),
-        _route("/test-call", pages.soon),
-        _route("/admin/settings", pages.soon, access="admin"),
+        _route("/test-call", test_call.test_call_page),
+        _route("/test-call/start", test_call.start, methods=["POST"]),
+        _route("/test-call/say", test_call.say, methods=["POST"]),
+        _route("/test-call/end", test_call.end, methods=["POST"]),
+        _route("/admin/settings", settings_page.settings_page, access="admin"),
+        _route("/admin/settings/cloud/check", settings_page.cloud_check, methods=["POST"], access="admin"),
+        _route("/admin/settings/{section}", settings_page.settings_save, methods=["POST"], access="admin"),
         _route("/admin/staff", admin.staff_page, access="admin"),
         _route("/admin/staff", admin.staff_create, methods=["POST"], access="admin"),
         _route("/admin/staff/{staff_id:int}/disable", admin.staff_disable, methods=["POST"], access="admin"),
@@ -213,7 +222,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, config_path: Path | None = None) -> int:
     """``appliance web``: the setup code and certificate on the console, then the page."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     clock = SystemClock()
@@ -240,7 +249,7 @@ def serve(config: Config) -> int:
             config.web.host,
         )
     uvicorn.run(
-        create_app(config, clock=clock, fingerprint=fingerprint),
+        create_app(config, clock=clock, fingerprint=fingerprint, config_path=config_path),
         host=config.web.host,
         port=config.web.port,
         log_level="warning",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ MAX_RINGS = 15
 
 _LOGGER = logging.getLogger(__name__)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+# Call ids go into the store, which outlives the process: a counter restarting at
+# 1 would give a restarted core's first test call the id of an old call. A random
+# run prefix keeps them apart; the counter keeps one run's calls in order.
+_RUN = secrets.token_hex(3)
 _ids = itertools.count(1)
 _MONOTONIC = SystemClock()  # rings are counted in real seconds; the line has no scenario clock
 _RING_PERIOD_S = 5.0
@@ -206,7 +211,7 @@ class SimLine:
         Rings come every 5 s on a real-time line (France: 1.5 s on, 3.5 s off) and
         every 10 ms otherwise, so an answering policy's "after 4 rings" is quick in tests.
         """
-        call = SimCall(f"sim-{next(_ids)}", caller_id or None, realtime=self._realtime)
+        call = SimCall(f"sim-{_RUN}-{next(_ids)}", caller_id or None, realtime=self._realtime)
         incoming = SimIncomingCall(call, Ringing(_MONOTONIC))
         bell = asyncio.get_running_loop().create_task(self._ring(incoming, gives_up_after_rings))
         self._bells.add(bell)
