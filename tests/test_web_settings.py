@@ -191,6 +191,17 @@ def test_each_section_saved_is_what_the_core_loads_next(client: TestClient, data
         assert shown in again
 
 
+def test_the_other_pages_use_the_practice_as_just_saved(client: TestClient, data_dir: Path) -> None:
+    from appliance.web.context import WebContext
+
+    ctx: WebContext = client.app.state.ctx  # type: ignore[attr-defined]
+    assert ctx.practice().practitioners[0].display_name == "docteur Claire Martin"
+
+    save(client, "practitioners", p0_display_name="docteur Claire Martin-Roux")
+
+    assert ctx.practice().practitioners[0].display_name == "docteur Claire Martin-Roux"
+
+
 def test_a_wrong_value_is_explained_next_to_its_field_and_nothing_is_written(client: TestClient, data_dir: Path) -> None:
     save(client, "retention", messages_days="30")
     save(client, "hours", saturday="09:00-12:30")

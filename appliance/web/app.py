@@ -62,6 +62,7 @@ def create_app(
         passwords=auth.Passwords(),
         renderer=Renderer(htmx=HTMX_FILE.exists()),
         fingerprint=fingerprint,
+        config_path=config_path,
     )
 
     @contextlib.asynccontextmanager

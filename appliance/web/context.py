@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from appliance.agenda.practice import Practice, resolve_practice
 from appliance.clock import Clock
-from appliance.config import Config
+from appliance.config import Config, load_config
 from appliance.errors import ApplianceError
+from appliance.settings_file import PRACTICE_NAME, overlay_path
 from appliance.store import Store
 from appliance.web.auth import Passwords
 from appliance.web.render import Renderer
@@ -29,7 +30,10 @@ class WebContext:
     """Opened by the app's lifespan, closed with it."""
     fingerprint: str | None = None
     """The HTTPS certificate's SHA-256, when the page is served over HTTPS."""
+    config_path: Path | None = None
+    """The installer's configuration file, under the settings the page saves."""
     _practice: Practice | None = None
+    _practice_seen: tuple[float, float] | None = None
 
     @property
     def db(self) -> Store:
@@ -42,13 +46,27 @@ class WebContext:
         return self.config.data_dir / "control.sock"
 
     def practice(self) -> Practice | None:
-        """The configured practice (names of practitioners and reasons), None if unreadable."""
-        if self._practice is None:
+        """The configured practice (names of practitioners and reasons), None if unreadable.
+
+        Read again when the Settings page saved something since: the page must show
+        the practitioners the staff just renamed, not those of the web process's start.
+        """
+        seen = (_mtime(overlay_path(self.config.data_dir)), _mtime(self.config.data_dir / PRACTICE_NAME))
+        if self._practice is None or seen != self._practice_seen:
             try:
-                self._practice = resolve_practice(self.config.practice)
+                current = load_config(self.config_path, data_dir=self.config.data_dir)
+                self._practice = resolve_practice(current.practice)
+                self._practice_seen = seen
             except (ApplianceError, OSError, ValueError):
-                return None
+                return self._practice
         return self._practice
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def ctx_of(request: Request) -> WebContext:

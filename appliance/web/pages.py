@@ -191,10 +191,3 @@ async def appointments(request: Request) -> Response:
         names=names,
         reasons=reasons,
     )
-
-
-async def soon(request: Request) -> Response:
-    """Test call and Settings arrive with the core's control socket."""
-    ctx = ctx_of(request)
-    active = "settings" if request.url.path.startswith("/admin/") else "test_call"
-    return ctx.renderer.page(request, "soon.html", active=active)
