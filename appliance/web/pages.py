@@ -30,13 +30,18 @@ _PING_TIMEOUT_S: Final = 1.0  # the Today page must not hang on a stuck core
 
 async def core_answers(socket_path: Any) -> bool:
     """Does the core answer ``ping`` on its control socket?"""
+    return await core_status(socket_path) is not None
+
+
+async def core_status(socket_path: Any) -> dict[str, Any] | None:
+    """The core's answer to ``ping`` (its line and loaded models), None when it does not answer."""
     if not socket_path.exists():
-        return False
+        return None
     try:
         answer = await ask(socket_path, {"cmd": "ping"}, timeout_s=_PING_TIMEOUT_S)
-    except (ConnectionError, OSError, TimeoutError):
-        return False
-    return bool(answer.get("ok"))
+    except (ConnectionError, OSError, TimeoutError, ValueError):
+        return None
+    return answer if answer.get("ok") else None
 
 
 async def today(request: Request) -> Response:
@@ -53,7 +58,7 @@ async def today(request: Request) -> Response:
         active="today",
         practice=queries.practice_name(store) or "—",
         now=now,
-        core_online=await core_answers(ctx.control_socket),
+        core=await core_status(ctx.control_socket),
         last_call=latest[0] if latest else None,
         calls_today=sum(  # recent_calls has no upper bound; a simulated call may be dated later
             1 for call in queries.recent_calls(store, midnight, limit=10_000) if call.started_at < midnight + timedelta(days=1)
