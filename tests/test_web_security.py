@@ -496,3 +496,25 @@ def test_without_htmx_the_forms_still_work_as_whole_pages(client: TestClient, da
                          headers={"accept": "text/html"}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/inbox"
     assert "Aucun message en attente." in client.get("/inbox").text
+
+
+def test_an_admin_gives_dead_letters_another_round_from_today(client: TestClient, data_dir: Path) -> None:
+    from appliance.store import outbox
+
+    with Store.open(data_dir / "appliance.db") as store:
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO outbox (kind, idempotency_key, aggregate_key, payload, state, attempts, created_at,"
+                " next_attempt_at, last_error) VALUES ('appointment.created', 'k-1', 'appt-1', '{}', 'dead', 12,"
+                " '2026-11-22T08:00:00Z', '2026-11-22T08:00:00Z', 'fhir-auth: 401')"
+            )
+        outbox.note_exchange(store, "fhir", at=datetime(2026, 11, 22, 9, tzinfo=PARIS), error="fhir-auth: 401")
+    set_up_admin(client, data_dir)
+    today = client.get("/").text
+    assert 'action="/admin/sync/retry"' in today
+
+    answer = client.post("/admin/sync/retry", data={"csrf": csrf_of(today)}, follow_redirects=False)
+
+    assert answer.status_code == 303
+    with Store.open(data_dir / "appliance.db") as store:
+        assert [e.state for e in outbox.outbox_entries(store)] == ["pending"]

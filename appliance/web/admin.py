@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from appliance.errors import StoreError
-from appliance.store import retention, staff
+from appliance.store import outbox, retention, staff
 from appliance.web import auth
 from appliance.web.context import ctx_of
 
@@ -260,3 +260,11 @@ async def data_backup(request: Request) -> Response:
         filename=f"appliance-backup-{stamp}.db",
         background=BackgroundTask(path.unlink, missing_ok=True),
     )
+
+
+async def sync_retry(request: Request) -> Response:
+    """Give every dead letter another round (the staff fixed the cause: a mapping, a password)."""
+    ctx = ctx_of(request)
+    for entry in outbox.outbox_entries(ctx.db, state="dead"):
+        outbox.revive(ctx.db, entry.id)
+    return RedirectResponse("/", status_code=303)

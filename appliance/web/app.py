@@ -117,6 +117,7 @@ def routes() -> list[BaseRoute]:
         _route("/admin/data/export", admin.data_export, methods=["POST"], access="admin"),
         _route("/admin/data/erase", admin.data_erase, methods=["POST"], access="admin"),
         _route("/admin/data/backup", admin.data_backup, access="admin"),
+        _route("/admin/sync/retry", admin.sync_retry, methods=["POST"], access="admin"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
