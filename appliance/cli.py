@@ -117,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "web":
             from appliance.web.app import serve
 
-            return serve(config, config_path=args.config)
+            return serve(config, config_path=args.config, echo=_say)
         case "simulate":
             from appliance.simulate.runner import run
 

@@ -84,10 +84,9 @@ class TypedCalls:
             raise ControlError("trop d'appels de test en cours ; terminez-en un d'abord")
         call = self._line.place_call(None)
         incoming = await anext(self._line.incoming())
-        test = _TypedCall(call=call, task=asyncio.create_task(asyncio.sleep(0)), last_used=self._monotonic())
-        test.task = asyncio.create_task(
-            self._answer(incoming, line_name="test", text_mode=True, on_event=test.events.append)
-        )
+        events: list[CallEvent] = []
+        task = asyncio.create_task(self._answer(incoming, line_name="test", text_mode=True, on_event=events.append))
+        test = _TypedCall(call=call, task=task, events=events, last_used=self._monotonic())
         self._calls[call.call_id] = test
         ended = await self._settle(test)
         return {"ok": True, "call_id": call.call_id, "replies": test.new_replies(), "ended": ended}

@@ -16,6 +16,7 @@ control socket), never to one in progress.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -101,7 +102,7 @@ def write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress_missing():
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     directory = os.open(path.parent, os.O_RDONLY)
@@ -109,14 +110,6 @@ def write_atomically(path: Path, text: str) -> None:
         os.fsync(directory)  # the rename itself survives a power cut
     finally:
         os.close(directory)
-
-
-class _suppress_missing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, value: object, tb: object) -> bool:
-        return isinstance(value, FileNotFoundError)
 
 
 # --- A small TOML writer: what the box's own files need, nothing more ------------

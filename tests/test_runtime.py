@@ -15,15 +15,15 @@ import urllib.request
 from pathlib import Path
 
 from appliance.control import ask
+from tests.ports import free_port
 
 from .conftest import REPO
-from .test_web import _free_port
 
 def test_the_box_starts_serves_its_page_answers_its_control_socket_and_stops_on_sigterm() -> None:
     # On the plain simulated line nothing rings but typed test calls: no models to load.
     folder = tempfile.TemporaryDirectory(prefix="box")  # a unix socket path must stay short
     tmp_path = Path(folder.name)
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "box.toml"
     config.write_text(f"[web]\nport = {port}\n")
     box = subprocess.Popen(

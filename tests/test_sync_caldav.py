@@ -7,7 +7,6 @@ on the same account, "the staff", who edits the calendar behind the box's back.
 from __future__ import annotations
 
 import logging
-import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -23,6 +22,7 @@ from appliance.clock import PARIS, FixedClock
 from appliance.errors import ConfigError, SyncError
 from appliance.sync.adapter import Booking, SyncConflict
 from appliance.sync.adapters.caldav import CaldavAdapter, CaldavSettings, resource_name
+from tests.ports import free_port
 from tests.cloud.caldav_server import CaldavServer, Meddling, scripted_server
 
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=PARIS)
@@ -358,15 +358,9 @@ def test_a_wrong_password_is_refused_for_good_with_a_message_for_the_staff(
             assert caught.value.retry is False
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_server_that_is_down_is_worth_retrying(tmp_path: Path) -> None:
     dead = CaldavSettings(
-        base_url=f"http://127.0.0.1:{closed_port()}/", username="box", password="x", calendars={"martin": "m/"}
+        base_url=f"http://127.0.0.1:{free_port()}/", username="box", password="x", calendars={"martin": "m/"}
     )
     with CaldavAdapter(dead) as adapter:
         for attempt in (adapter.check, lambda: adapter.create(booking(), "k1"), lambda: adapter.find("k")):

@@ -28,7 +28,8 @@ from appliance.errors import ConfigError, SyncError
 from appliance.sync.adapters import fhir
 from appliance.sync.adapter import Booking, RemoteRef, SyncConflict
 from appliance.sync.adapters.fhir import FhirAdapter, FhirSettings
-from tests.cloud.fhir_server import FhirServer, free_port
+from tests.cloud.fhir_server import FhirServer
+from tests.ports import free_port
 
 
 PARIS = ZoneInfo("Europe/Paris")

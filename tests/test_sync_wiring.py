@@ -19,7 +19,8 @@ from appliance.simulate.scenario import load_scenario
 from appliance.store import Store, outbox, settings
 from appliance.sync.adapters.fhir import FhirSettings
 from appliance.sync.settings import SyncSettings
-from tests.cloud.fhir_server import FhirServer, free_port
+from tests.cloud.fhir_server import FhirServer
+from tests.ports import free_port
 
 from .conftest import SCENARIOS
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,14 @@ from appliance.config import Config
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 
+from tests.ports import free_port
 from .conftest import REPO, SCENARIOS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_page_answers_and_asks_for_the_first_administrator(tmp_path: Path) -> None:
     config = replace(Config(), data_dir=tmp_path)
     asyncio.run(simulate(load_scenario(SCENARIOS / "emergency_chest_pain.toml"), mode="text", config=config))
-    port = _free_port()
+    port = free_port()
     box = tmp_path / "box.toml"
     box.write_text(f"[web]\nport = {port}\n")
     web = subprocess.Popen([sys.executable, "-m", "appliance", "--config", str(box), "--data-dir", str(tmp_path), "web"],

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from appliance.simulate.scenario import load_scenario
 from appliance.store import Store
 from appliance.store import appointments as agenda
 
+from tests.ports import free_port
 from .conftest import REPO, SCENARIOS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,12 +49,6 @@ CHROMIUM_FLAGS = [
 ADMIN, ADMIN_PASSWORD = "dr.martin", "tilleuls-2026-admin"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +68,7 @@ def _running_box(data_dir: Path) -> Iterator[tuple[str, Path, str]]:
         [booked] = tx.execute("SELECT id FROM appointments WHERE origin = 'phone'")
         agenda.mark_sync_failed(tx, booked["id"], "conflict")
         [emergency] = tx.execute("SELECT id FROM calls WHERE outcome = 'emergency'")
-    port = _free_port()
+    port = free_port()
     settings = data_dir / "box.toml"
     settings.write_text(f"[web]\nport = {port}\n")
     core = subprocess.Popen(

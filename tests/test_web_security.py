@@ -12,7 +12,6 @@ import html
 import logging
 import re
 import shutil
-import socket
 import ssl
 import stat
 import threading
@@ -38,6 +37,7 @@ from appliance.web.app import create_app
 from appliance.web.render import LANGUAGES, load_locales
 from appliance.web.tls import ensure_certificate
 
+from tests.ports import free_port
 from .conftest import REPO, SCENARIOS
 
 PUBLIC = {"/login", "/setup", "/healthz"}
@@ -445,12 +445,6 @@ def test_the_language_follows_the_browser(client: TestClient) -> None:
 # --- HTTPS --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_https_serves_with_the_certificate_made_at_first_start(tmp_path: Path) -> None:
     cert = ensure_certificate(tmp_path / "tls", hostname="praxis-box")
     assert cert.created and not ensure_certificate(tmp_path / "tls").created  # made once
@@ -462,7 +456,7 @@ def test_https_serves_with_the_certificate_made_at_first_start(tmp_path: Path) -
     assert names.get_values_for_type(x509.DNSName) == ["praxis-box.local", "localhost"]
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
-    port = _free_port()
+    port = free_port()
     config = replace(Config(), data_dir=tmp_path / "data", web=WebSettings(port=port, https=True))
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning",

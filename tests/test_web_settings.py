@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from appliance.store import Store, inbox
 from appliance.web.app import create_app
 from appliance.web.render import LANGUAGES, load_locales
 
+from tests.ports import free_port
 from .conftest import REPO
 from .test_web_security import SECRETARY_PASSWORD, add_secretary, csrf_of, log_in, set_up_admin
 
@@ -236,14 +236,8 @@ def test_a_secretary_is_refused_the_settings(client: TestClient, data_dir: Path)
     assert not (data_dir / "settings.toml").exists()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed again when the block ends: nobody listens there
-
-
 def test_test_connection_tries_the_typed_values_without_saving_them(client: TestClient, data_dir: Path) -> None:
-    port = _closed_port()
+    port = free_port()
     page = client.get("/admin/settings").text
     answer = client.post("/admin/settings/cloud/check", data=form_of(
         page, "/admin/settings/cloud", adapter="fhir", fhir_base_url=f"http://127.0.0.1:{port}/fhir",

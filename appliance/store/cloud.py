@@ -17,12 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Protocol
 
-from datetime import datetime
-
 from appliance.errors import StoreError
-from appliance.store.access import Db, reading, writing
+from appliance.store.access import Db, writing
 from appliance.store.db import Tx, utc_text
 from appliance.store.outbox import unfinished_for
 from appliance.store.settings import box_id, get_setting, put_setting
@@ -72,10 +71,8 @@ def apply_pull(
         for item in items:
             seen.append(item.remote_id)
             if item.booking_key is not None and item.booking_key.startswith(ours):
+                # Never stored in cloud_agenda: the box's own bookings are rows of appointments.
                 followed += _follow_own(tx, item, item.booking_key[len(ours):])
-                freed += tx.changes(
-                    "DELETE FROM cloud_agenda WHERE adapter = ? AND remote_id = ?", (adapter, item.remote_id)
-                )
                 continue
             if item.status == "cancelled":
                 freed += tx.changes(
@@ -120,17 +117,6 @@ def pull_cursor(db: Db, adapter: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def forget_cloud(db: Db, adapter: str) -> None:
-    """Drop the pulled picture and cursor (the practice switched cloud agendas)."""
-    with writing(db) as tx:
-        tx.execute("DELETE FROM cloud_agenda WHERE adapter = ?", (adapter,))
-        tx.execute("DELETE FROM settings WHERE key = ?", (_CURSOR_SETTING + adapter,))
-
-
-def cloud_busy_count(db: Db) -> int:
-    with reading(db) as tx:
-        row = tx.one("SELECT count(*) AS n FROM cloud_agenda WHERE status = 'busy'")
-    return int(row["n"]) if row else 0
 
 
 def _follow_own(tx: Tx, item: PulledItem, local_id: str) -> int:

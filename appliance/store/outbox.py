@@ -201,12 +201,6 @@ def unfinished_for(tx: Tx, aggregate_key: str) -> int:
     return int(row["n"]) if row else 0
 
 
-def next_due_at(db: Db) -> datetime | None:
-    """When the earliest pending row becomes due (None: nothing pending)."""
-    with reading(db) as tx:
-        row = tx.one("SELECT min(next_attempt_at) AS at FROM outbox WHERE state = 'pending'")
-    return from_utc_text(row["at"]) if row and row["at"] else None
-
 
 # --- What the staff see: the sync status ---------------------------------------
 

@@ -28,8 +28,9 @@ import logging
 import math
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
@@ -96,14 +97,6 @@ ConflictSms = Callable[[str, str], None]
 """``(phone, text)``: sends one SMS, raising on failure (the GSM line's ``send_sms``)."""
 
 
-@dataclass
-class _Tally:
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
-
 class OutboxWorker:
     def __init__(
         self,
@@ -138,21 +131,17 @@ class OutboxWorker:
             horizon_s=self.settings.backoff_cap_s * 2,
             limit=self.settings.batch,
         )
-        tally = _Tally()
-        for entry in claimed:
-            tally.add(self._send(entry))
-        return PassResult(**tally.counts)
+        return PassResult(**Counter(self._send(entry) for entry in claimed))
 
     def drain(self, *, max_passes: int = 10_000) -> PassResult:
         """Passes until nothing is due now (tests, benchmarks, ``appliance sync``)."""
-        total = _Tally()
+        total: Counter[str] = Counter()
         for _ in range(max_passes):
             result = self.run_once()
             if result.claimed == 0:
                 break
-            for name, value in vars(result).items():
-                total.counts[name] = total.counts.get(name, 0) + value
-        return PassResult(**total.counts)
+            total.update(vars(result))
+        return PassResult(**total)
 
     def _send(self, entry: OutboxEntry) -> str:
         try:
@@ -175,12 +164,10 @@ class OutboxWorker:
         with self.store.transaction() as tx:
             if not outbox.settle(tx, entry, outcome):
                 return "lost_leases"
-            appointment_id = int(entry.payload["id"])
-            if entry.kind == outbox.APPOINTMENT_CANCELLED:
-                appointments.mark_synced(tx, appointment_id, None, None)
-            else:
-                appointments.mark_synced(tx, appointment_id, new_ref.remote_id if new_ref else None,
-                                         new_ref.version if new_ref else None)
+            # A cancellation returns no reference: the one the box knew stays.
+            appointments.mark_synced(
+                tx, int(entry.payload["id"]), new_ref.remote_id if new_ref else None, new_ref.version if new_ref else None
+            )
         self._note()
         _LOGGER.info("outbox row %d (%s) %s", entry.id, entry.kind, outcome.replace("_", " "))
         return outcome

@@ -224,8 +224,9 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def serve(config: Config, config_path: Path | None = None) -> int:
-    """``appliance web``: the setup code and certificate on the console, then the page."""
+def serve(config: Config, config_path: Path | None = None, *, echo: Callable[[str], None]) -> int:
+    """``appliance web``: the setup code and certificate on the console (``echo``, the
+    CLI's print), then the page."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     clock = SystemClock()
     with Store.open(config.db_path, clock=clock) as store:
@@ -233,16 +234,16 @@ def serve(config: Config, config_path: Path | None = None) -> int:
         needs_setup = not admin_exists(store)
     code_file = config.data_dir / auth.SETUP_CODE_FILE
     if code:
-        print(f"\nFirst start: setup code for the first administrator: {code}\n  (also in {code_file})\n", flush=True)
+        echo(f"\nFirst start: setup code for the first administrator: {code}\n  (also in {code_file})\n")
     elif needs_setup:
-        print(f"\nNo administrator yet: the setup code is in {code_file}\n", flush=True)
+        echo(f"\nNo administrator yet: the setup code is in {code_file}\n")
     tls: dict[str, str] = {}
     fingerprint = None
     if config.web.https:
         cert = ensure_certificate(config.web.cert_dir or config.data_dir / "tls")
         fingerprint = cert.fingerprint
         made = "new certificate" if cert.created else "certificate"
-        print(f"HTTPS {made}, SHA-256 fingerprint:\n  {cert.fingerprint}\n", flush=True)
+        echo(f"HTTPS {made}, SHA-256 fingerprint:\n  {cert.fingerprint}\n")
         tls = {"ssl_certfile": str(cert.cert_path), "ssl_keyfile": str(cert.key_path)}
     elif not auth.is_loopback(config.web.host):
         _LOGGER.warning(

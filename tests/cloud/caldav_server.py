@@ -17,7 +17,6 @@ request with one status and body (500, a timeout, XML that is not XML).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -31,6 +30,8 @@ from typing import Final
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 REPO: Final = Path(__file__).resolve().parents[2]
 RADICALE_PYTHON: Final = REPO / ".venv-cloud" / "bin" / "python"
@@ -58,12 +59,6 @@ class CaldavServer:
             response = client.request("MKCALENDAR", path)
         assert response.status_code == 201, f"MKCALENDAR {path}: {response.status_code} {response.text}"
         return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _write_config(root: Path, port: int) -> Path:
@@ -113,7 +108,7 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> 
 def start_radicale(root: Path) -> tuple[CaldavServer, subprocess.Popen[bytes]]:
     if not RADICALE_PYTHON.exists():
         pytest.fail(f"Radicale is not installed ({RADICALE_PYTHON} is missing): run make cloud-servers")
-    port = _free_port()
+    port = free_port()
     config = _write_config(root, port)
     log = root / "radicale.log"
     with log.open("wb") as sink:  # the child keeps its own copy of the descriptor

@@ -12,7 +12,6 @@ is off, otherwise sekmet acts on new Appointments by itself two seconds later.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SEKMET = REPO / ".venv-cloud" / "bin" / "sekmet"
@@ -95,12 +96,6 @@ class FhirServer:
             "end": end.isoformat(),
             "participant": [{"actor": {"reference": practitioner}, "status": "accepted"}],
         })
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
