@@ -20,11 +20,13 @@ from typing import Any, Protocol
 
 from appliance.agenda.slots import Slot
 from appliance.clock import Clock
-from appliance.dialogue.reply import Book, Emergency, Patient, Reply
+from appliance.dialogue.reply import Book, Cancel, Emergency, LeaveMessage, Move, Patient, Reply
 from appliance.dialogue.secretary import Secretary
 from appliance.errors import ApplianceError, SlotTaken, SpeechError
 from appliance.events import (
     AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentMoved,
     AssistantReplied,
     AudioOutEnded,
     AudioOutStarted,
@@ -37,6 +39,7 @@ from appliance.events import (
     CallFailed,
     DtmfReceived,
     EmergencyDetected,
+    MessageLeft,
     TranscriptReady,
     TurnTimed,
 )
@@ -51,6 +54,10 @@ class Booker(Protocol):
     """The write side of the agenda: one transaction for the appointment and its outbox row."""
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int: ...
+
+    def cancel(self, appointment_id: int, call_id: str) -> None: ...
+
+    def move(self, appointment_id: int, slot: Slot, call_id: str) -> None: ...
 
     @property
     def awaits_cloud(self) -> bool:
@@ -195,37 +202,83 @@ class CallSession:
                 self.result.turns.append(TurnRecord("caller", ""))
 
     async def _perform(self, reply: Reply) -> Reply:
+        """Do what the secretary decided, and tell it how it went. Its answer may
+        carry an action of its own (a failed booking becomes a message for the
+        staff); what was to be said before is kept in front."""
+        said: list[str] = []
+        for _ in range(3):  # book → failed → leave a message: never more than that
+            if reply.action is None or isinstance(reply.action, Emergency):
+                break
+            if reply.text:
+                said.append(reply.text)
+            reply = await self._do(reply)
+        if isinstance(reply.action, Emergency):
+            await self._emergency(reply.action)
+        if said:
+            reply = Reply(" ".join([*said, reply.text]).strip(), reply.ask, reply.action, reply.end_call)
+        return reply
+
+    async def _emergency(self, action: Emergency) -> None:
+        self.result.emergency = action
+        self.emit(EmergencyDetected(self.at_ms(), action.category, action.phrase))
+        # The staff must see it at once, not when the call ends.
+        number = self.secretary.practice.emergency_number
+        await asyncio.to_thread(
+            self.inbox.leave,
+            self.call.call_id,
+            category="emergency",
+            urgency="urgent",
+            summary=emergency_summary(action.category, action.phrase, number),
+            transcript=self.transcript(),
+            patient={"phone": self.call.caller_id} if self.call.caller_id else None,
+        )
+
+    async def _do(self, reply: Reply) -> Reply:
+        call_id = self.call.call_id
         match reply.action:
-            case Emergency(category=category, phrase=phrase):
-                self.result.emergency = reply.action
-                self.emit(EmergencyDetected(self.at_ms(), category, phrase))
-                # The staff must see it at once, not when the call ends.
-                number = self.secretary.practice.emergency_number
-                await asyncio.to_thread(
-                    self.inbox.leave,
-                    self.call.call_id,
-                    category="emergency",
-                    urgency="urgent",
-                    summary=emergency_summary(category, phrase, number),
-                    transcript=self.transcript(),
-                    patient={"phone": self.call.caller_id} if self.call.caller_id else None,
-                )
-                return reply
             case Book(slot=slot, patient=patient):
                 try:
-                    appointment_id = await asyncio.to_thread(self.booker.book, slot, patient, self.call.call_id)
+                    appointment_id = await asyncio.to_thread(self.booker.book, slot, patient, call_id)
                 except SlotTaken:
                     return self.secretary.booking_failed(slot_taken=True)
                 except ApplianceError as err:
                     self.emit(CallFailed(self.at_ms(), err.code, err.detail))
                     return self.secretary.booking_failed(slot_taken=False)
                 self.result.appointment_id = appointment_id
-                self.emit(
-                    AppointmentBooked(
-                        self.at_ms(), appointment_id, slot.practitioner_id, slot.reason_id, slot.start.isoformat()
-                    )
-                )
+                self.emit(AppointmentBooked(self.at_ms(), appointment_id, slot.practitioner_id, slot.reason_id,
+                                            slot.start.isoformat()))
                 return self.secretary.booked(appointment_id, awaits_cloud=self.booker.awaits_cloud)
+            case Cancel(appointment_id=appointment_id):
+                try:
+                    await asyncio.to_thread(self.booker.cancel, appointment_id, call_id)
+                except ApplianceError as err:
+                    self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+                    return self.secretary.change_failed(slot_taken=False)
+                self.result.appointment_id = appointment_id
+                self.emit(AppointmentCancelled(self.at_ms(), appointment_id))
+                return self.secretary.cancelled(awaits_cloud=self.booker.awaits_cloud)
+            case Move(appointment_id=appointment_id, slot=slot):
+                try:
+                    await asyncio.to_thread(self.booker.move, appointment_id, slot, call_id)
+                except SlotTaken:
+                    return self.secretary.change_failed(slot_taken=True)
+                except ApplianceError as err:
+                    self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+                    return self.secretary.change_failed(slot_taken=False)
+                self.result.appointment_id = appointment_id
+                self.emit(AppointmentMoved(self.at_ms(), appointment_id, slot.practitioner_id, slot.start.isoformat()))
+                return self.secretary.moved(awaits_cloud=self.booker.awaits_cloud)
+            case LeaveMessage(category=category, urgency=urgency, summary=summary, patient=patient):
+                try:
+                    message_id = await asyncio.to_thread(
+                        self.inbox.leave, call_id, category=category, urgency=urgency, summary=summary,
+                        transcript=self.transcript(), patient=patient or None,
+                    )
+                except ApplianceError as err:
+                    self.emit(CallFailed(self.at_ms(), err.code, err.detail))
+                    return self.secretary.message_failed()
+                self.emit(MessageLeft(self.at_ms(), message_id, category, urgency))
+                return self.secretary.message_left()
         return reply
 
     async def _speak(self, reply: Reply, *, heard_at: Turn | None, dialogue_ms: int = 0) -> None:

@@ -106,6 +106,33 @@ class AppointmentBooked:
 
 
 @dataclass(frozen=True, slots=True)
+class AppointmentCancelled:
+    kind: ClassVar[str] = "cancellation"
+    at_ms: int
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentMoved:
+    kind: ClassVar[str] = "reschedule"
+    at_ms: int
+    appointment_id: int
+    practitioner_id: str
+    start: str  # the new start, ISO 8601 with offset
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLeft:
+    """A message for the staff is in the inbox (its words are in the store, not here)."""
+
+    kind: ClassVar[str] = "message"
+    at_ms: int
+    message_id: int
+    category: str
+    urgency: str
+
+
+@dataclass(frozen=True, slots=True)
 class EmergencyDetected:
     kind: ClassVar[str] = "emergency"
     at_ms: int
@@ -142,6 +169,9 @@ CallEvent = (
     | AudioOutEnded
     | TurnTimed
     | AppointmentBooked
+    | AppointmentCancelled
+    | AppointmentMoved
+    | MessageLeft
     | EmergencyDetected
     | CallEnded
     | CallFailed

@@ -125,7 +125,13 @@ def test_the_assistant_refuses_medical_advice_and_carries_on(tmp_path: Path) -> 
 def test_garbled_transcripts_never_crash_the_call(tmp_path: Path) -> None:
     turns = "".join(f'[[turn]]\nsay = "{t}"\n' for t in ("zzz krr ###", "🙂🙂🙂", "le le le le le le", "%s {0} \\\\n"))
     report = _run(_scenario(tmp_path, turns), tmp_path)
-    assert report["outcome"] == "abandoned"
+    # Not understood three times: the staff get a message to call back, and the
+    # caller is told so before the call ends.
+    assert report["outcome"] == "message"
+    assert [e["category"] for e in report["events"] if e["kind"] == "message"] == ["callback"]
+    said = [e["text"] for e in report["events"] if e["kind"] == "reply"]
+    assert any("secrétariat de vous rappeler" in text for text in said)
+    assert said[-1].endswith("le secrétariat vous rappellera dès que possible. Merci de votre appel, au revoir.")
     assert not [e for e in report["events"] if e["kind"] == "error"]
 
 

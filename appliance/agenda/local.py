@@ -8,7 +8,7 @@ writes the appointment and its outbox row in one transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from appliance.agenda.practice import Practice
 from appliance.agenda.slots import Slot, free_slots
@@ -53,6 +53,17 @@ class LocalAgenda:
             spread_min=_SPREAD_MIN,
             accept=accept,
         )
+
+    def upcoming_for(self, birth_date: date) -> list[appointments.Appointment]:
+        """Appointments still to come of every patient born that day (the
+        secretary matches the name, tolerant to recognition errors)."""
+        return appointments.find_for_patient(self.store, None, birth_date, after=self.clock.now(), tz=self.practice.tz)
+
+    def cancel(self, appointment_id: int, call_id: str) -> None:
+        appointments.cancel(self.store, appointment_id, tz=self.practice.tz)
+
+    def move(self, appointment_id: int, slot: Slot, call_id: str) -> None:
+        appointments.move(self.store, appointment_id, slot.start, slot.end, tz=self.practice.tz)
 
     def book(self, slot: Slot, patient: Patient, call_id: str) -> int:
         request = appointments.BookingRequest(

@@ -188,6 +188,31 @@ class BookingRules:
             raise ConfigError(f"slot_step_min must be 5-60 minutes, got {self.slot_step_min}")
 
 
+@dataclass(frozen=True, slots=True)
+class PracticeInfo:
+    """What the practice tells callers who ask (an ``[info]`` table, all optional).
+
+    The assistant reads these sentences as written: the practice approves every
+    word said about it. Opening hours, the address, closures and whether new
+    patients are taken come from the structured settings, not from here.
+    """
+
+    access: str = ""
+    """How to get there: floor, lift, parking, public transport."""
+    bring: str = ""
+    """What to bring to a visit."""
+    fees: str = ""
+    """Fees, reimbursement, means of payment."""
+    new_patients: str = ""
+    """Overrides the sentence made from the visit reasons' ``new_patients``."""
+
+    def __post_init__(self) -> None:
+        for name in ("access", "bring", "fees", "new_patients"):
+            value = getattr(self, name)
+            if len(value) > 600:
+                raise ConfigError(f"info.{name} is {len(value)} characters; keep it under 600, it is read aloud")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Practice:
     id: str
@@ -204,6 +229,7 @@ class Practice:
     rules: BookingRules = field(default_factory=BookingRules)
     data_notice: str
     """French sentence telling callers what is done with their data."""
+    info: PracticeInfo = field(default_factory=PracticeInfo)
 
     def __post_init__(self) -> None:
         _check_id("practice", self.id)
@@ -445,7 +471,7 @@ class _Table:
 def _practice_from(top: _Table) -> Practice:
     top.check_keys(
         required=("id", "name", "address", "phone", "data_notice", "practitioners", "reasons", "hours"),
-        optional=("timezone", "emergency_number", "rules", "closures"),
+        optional=("timezone", "emergency_number", "rules", "closures", "info"),
     )
     practitioners = tuple(_practitioner_from(t) for t in top.tables("practitioners"))
     reasons = tuple(_reason_from(t) for t in top.tables("reasons"))
@@ -474,7 +500,13 @@ def _practice_from(top: _Table) -> Practice:
         hours=_hours_from(top.table("hours")),
         closures=closures,
         rules=rules,
+        info=_info_from(top.table("info")),
     )
+
+
+def _info_from(t: _Table) -> PracticeInfo:
+    t.check_keys((), ("access", "bring", "fees", "new_patients"))
+    return t.build(PracticeInfo, **{key: t.text(key, "").strip() for key in ("access", "bring", "fees", "new_patients")})
 
 
 def _practitioner_from(t: _Table) -> Practitioner:

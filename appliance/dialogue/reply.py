@@ -20,6 +20,8 @@ ASKS: Final = (
     "phone",
     "confirm",
     "message",
+    "appointment",  # which of the caller's appointments
+    "emergency",  # after an emergency cue: only the instruction, again
     "anything_else",
 )
 """The ask vocabulary: what the assistant waits for after a reply (a public contract, README)."""
@@ -40,12 +42,33 @@ class Book:
 
 
 @dataclass(frozen=True, slots=True)
+class Cancel:
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    appointment_id: int
+    slot: Slot
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveMessage:
+    """A request for the staff; the call session adds the transcript."""
+
+    category: str
+    urgency: str  # urgent | days | routine
+    summary: str
+    patient: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Emergency:
     category: str
     phrase: str
 
 
-Action = Book | Emergency
+Action = Book | Cancel | Move | LeaveMessage | Emergency
 
 
 @dataclass(frozen=True, slots=True)

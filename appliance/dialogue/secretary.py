@@ -1,104 +1,59 @@
-"""The conversation: a deterministic French secretary that books appointments.
+"""The conversation: a deterministic secretary that books, cancels, moves,
+answers practical questions and takes messages for the staff.
 
 Understanding is rule-based (``understand``, ``intent``, ``emergency``): the small
-language models a registry ships fail at it (README, "Limits"). Every turn checks
-for an emergency first, then for a request for medical advice, then handles what
-the assistant asked for. The secretary only decides; the call session performs
-the actions it returns (``Book``) and reports back (``booked``, ``booking_failed``).
+language models a registry ships fail at it (README, "Limits"); a qualified
+helper (``appliance.llm.helper``) is asked only when the rules cannot tell what
+a caller wants, never for safety. Every turn checks for an emergency first, then
+for a request for medical advice or about other patients, then handles what the
+assistant asked for. The secretary only decides; the call session performs the
+actions it returns (``Book``, ``Cancel``, ``Move``, ``LeaveMessage``,
+``Emergency``) and reports back (``booked``, ``cancelled``, ``message_left``…).
+
+The parts: ``patient`` (who), ``booking``, ``existing`` (cancel, move, read out),
+``staff_message``; their shared state is ``conversation``.
 """
 
 from __future__ import annotations
 
 import logging
-import tomllib
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from functools import cache
-from importlib import resources
-from collections.abc import Callable
-from typing import Final, Protocol
+import re
+from typing import Final
 
-from appliance.agenda.practice import Practice
-from appliance.agenda.slots import Slot
 from appliance.dialogue import speakable
+from appliance.dialogue.answers import answer_question, asks_about_others, question_topic
+from appliance.dialogue.conversation import AgendaView, Helper, templates
 from appliance.dialogue.emergency import detect_emergency
 from appliance.dialogue.emergency_heard import detect_heard_emergency
 from appliance.dialogue.intent import Intent, detect_intent
 from appliance.dialogue.normalize import fold
 from appliance.dialogue.policy import asks_medical_advice
-from appliance.dialogue.reply import Book, Emergency, Patient, Reply
-from appliance.dialogue.understand import (
-    WhenPreference,
-    match_practitioner,
-    match_reason,
-    parse_birth_date,
-    parse_choice,
-    parse_person_name,
-    parse_phone,
-    parse_when,
-    parse_yes_no,
-)
+from appliance.dialogue.reply import Emergency, LeaveMessage, Reply
+from appliance.dialogue.staff_message import MessageSteps, message_summary
+from appliance.dialogue.understand import match_reason, parse_when, parse_yes_no
 from appliance.turns import Heard, HungUp, Pressed, Silent, Turn
 
+__all__ = ["AgendaView", "Helper", "Secretary", "templates"]
+
 _LOGGER = logging.getLogger(__name__)
-_MAX_RETRIES: Final = 3  # failed answers to one question before handing over to the staff
 _MAX_SILENCES: Final = 3
-_OFFERS: Final = 3
-_ANY: Final = "any"
+_EMERGENCY_REPEATS: Final = 2  # after the first instruction, said again this many times, then the call ends
 _GREETING_WORDS: Final = frozenset({"bonjour", "bonsoir", "allo", "oui", "euh", "alors", "voila", "madame", "monsieur"})
+_MESSAGE_INTENTS: Final = {
+    Intent.PRESCRIPTION: "prescription",
+    Intent.CERTIFICATE: "certificate",
+    Intent.SICK_NOTE: "sick_note",
+    Intent.RESULTS: "results",
+    Intent.ADMIN: "admin",
+    Intent.CALLBACK: "callback",
+}
+_OWN_APPOINTMENT: Final = re.compile(r"\b(?:mon|mes|notre|son|le) (?:prochain )?(?:rendez vous|rdv)\b")
+# Emergencies that have their own number besides the 15 / 112.
+_OWN_NUMBER: Final = {"suicide": "3114"}
 
 
-@cache
-def templates(language: str = "fr") -> dict[str, str]:
-    text = resources.files("appliance.dialogue").joinpath(f"templates/{language}.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
-class AgendaView(Protocol):
-    """The read side of the agenda the secretary needs."""
-
-    def free_slots(
-        self,
-        reason_id: str,
-        practitioner_id: str | None,
-        window_start: datetime | None,
-        window_end: datetime | None,
-        limit: int,
-        accept: Callable[[datetime], bool] | None = None,
-    ) -> list[Slot]: ...
-
-
-@dataclass
-class BookingDraft:
-    reason_id: str | None = None
-    practitioner_id: str | None = None  # an id, or "any"
-    when: WhenPreference | None = None
-    offered: list[Slot] = field(default_factory=list)
-    slot: Slot | None = None
-    last_name: str | None = None
-    first_name: str | None = None
-    birth_date: date | None = None
-    phone: str | None = None
-
-
-class Secretary:
-    """One call's conversation state and its French dialogue policy."""
-
-    def __init__(
-        self, practice: Practice, agenda: AgendaView, now: datetime, caller_id: str | None, language: str = "fr"
-    ) -> None:
-        self.practice = practice
-        self.agenda = agenda
-        self.now = now
-        self.caller_id = parse_phone(caller_id) if caller_id else None
-        self.t = templates(language)
-        self.ask: str | None = None
-        self.draft = BookingDraft()
-        self.outcome = "abandoned"
-        self.appointment_id: int | None = None
-        self._retries = 0
-        self._silences = 0
-        self._last_question = ""
+class Secretary(MessageSteps):
+    """One call's conversation state and its French (de, en) dialogue policy."""
 
     # -- entry points ---------------------------------------------------------
     def greet(self) -> Reply:
@@ -119,16 +74,17 @@ class Secretary:
                 return self._on_words(text)
         raise AssertionError(f"unhandled turn {turn!r}")
 
+    # -- what the call session reports back -------------------------------------
     def booked(self, appointment_id: int, *, awaits_cloud: bool = False) -> Reply:
         """``awaits_cloud``: the practice's cloud agenda has not confirmed it yet, so
         the caller hears "registered, will be confirmed", not "confirmed"."""
-        if self.outcome != "emergency":  # an emergency stays the call's headline
-            self.outcome = "booked"
+        self._settle("booked")
         self.appointment_id = appointment_id
         slot = self.draft.slot
         assert slot is not None
-        text = self.t["booked_pending" if awaits_cloud else "booked"].format(slot=speakable.say_datetime(slot.start), practitioner=self._doctor(slot))
-        return self._ask("anything_else", text, question=self.t["ask_anything_else"])
+        text = self.t["booked_pending" if awaits_cloud else "booked"].format(
+            slot=speakable.say_datetime(slot.start), practitioner=self._doctor(slot.practitioner_id))
+        return self._done(text)
 
     def booking_failed(self, *, slot_taken: bool) -> Reply:
         if slot_taken:
@@ -137,36 +93,95 @@ class Secretary:
             self.draft.slot = None
             reply = self._search_and_offer()
             return Reply(f"{self.t['slot_taken']} {reply.text}", reply.ask, reply.action, reply.end_call)
-        return self._ask("anything_else", self.t["booking_failed"], question=self.t["ask_anything_else"])
+        return self._failed_change("why_booking_failed")
+
+    def cancelled(self, *, awaits_cloud: bool = False) -> Reply:
+        self._settle("cancelled")
+        target = self.change.target
+        assert target is not None
+        self.appointment_id = target.id
+        return self._done(self.t["cancelled"].format(appointment=self._appointment_words(target)))
+
+    def moved(self, *, awaits_cloud: bool = False) -> Reply:
+        self._settle("rescheduled")
+        target, slot = self.change.target, self.draft.slot
+        assert target is not None and slot is not None
+        self.appointment_id = target.id
+        key = "moved_pending" if awaits_cloud else "moved"
+        return self._done(self.t[key].format(slot=speakable.say_datetime(slot.start),
+                                             practitioner=self._doctor(slot.practitioner_id)))
+
+    def change_failed(self, *, slot_taken: bool) -> Reply:
+        if slot_taken and self.purpose == "move":
+            self.draft.slot = None
+            reply = self._search_and_offer()
+            return Reply(f"{self.t['slot_taken']} {reply.text}", reply.ask, reply.action, reply.end_call)
+        return self._failed_change("why_change_failed")
+
+    def message_left(self) -> Reply:
+        self._settle("message")
+        handed_over = self.purpose == "handover"
+        urgent = self.message.category is not None and self._last_urgency == "urgent"
+        text = self.t["message_left_urgent" if urgent else "message_left"]
+        if handed_over:
+            self.purpose = None
+            return Reply(f"{self.t['message_left_handover']} {self.t['goodbye']}", None, end_call=True)
+        return self._done(text)
+
+    def message_failed(self) -> Reply:
+        """The inbox could not be written (a full disk): say so, never pretend."""
+        return Reply(self.t["message_failed"], None, end_call=True)
 
     # -- turn handling ----------------------------------------------------------
     def _on_words(self, text: str) -> Reply:
         # Safety first, every turn, before anything the caller asked for.
+        if self.ask == "emergency":
+            return self._repeat_emergency()
         if (match := detect_emergency(text) or detect_heard_emergency(text)) is not None:
-            self.outcome = "emergency"
-            number = self.practice.emergency_number
-            # The line stays open: a real emergency hangs up and dials the 15, while a
-            # false alarm ("il a fait un AVC il y a deux ans") can still be helped.
-            return Reply(
-                f"{self.t['emergency'].format(number=number)} {self.t['after_emergency']}",
-                "request",
-                action=Emergency(match.kind, match.phrase),
-            )
+            self._settle("emergency")
+            self._emergency_kind = match.kind
+            self._emergency_repeats = 0
+            self.ask = "emergency"
+            return Reply(self._emergency_words(), "emergency", action=Emergency(match.kind, match.phrase))
         if asks_medical_advice(text):
             return Reply(f"{self.t['no_advice']} {self._last_question}", self.ask)
+        if asks_about_others(text):
+            return Reply(f"{self.t['no_other_patients']} {self._last_question}", self.ask)
         handler = getattr(self, f"_answer_{self.ask}", self._answer_request)
         return handler(text)
 
+    def _emergency_words(self) -> str:
+        own = _OWN_NUMBER.get(self._emergency_kind)
+        if own:
+            return self.t["emergency_" + self._emergency_kind].format(number=self.practice.emergency_number, own=own)
+        return self.t["emergency"].format(number=self.practice.emergency_number)
+
+    def _repeat_emergency(self) -> Reply:
+        """After an emergency cue the assistant says nothing but the instruction: a
+        caller in danger must not be drawn back into booking."""
+        self._emergency_repeats += 1
+        if self._emergency_repeats > _EMERGENCY_REPEATS:
+            return Reply(self._emergency_words(), None, end_call=True)
+        return Reply(self._emergency_words(), "emergency")
+
     def _on_silence(self) -> Reply:
+        if self.ask == "emergency":
+            return self._repeat_emergency()
         self._silences += 1
         if self._silences >= _MAX_SILENCES:
+            if self.purpose == "handover":  # nothing more to wait for: leave what we have
+                return self._leave_what_we_have()
             return Reply(self.t["gave_up_silence"], None, end_call=True)
         return Reply(f"{self.t['silence']} {self._last_question}", self.ask)
 
     def _on_keys(self, digits: str) -> Reply:
         # The keypad is the fallback where speech recognition is weakest: numbers.
+        if self.ask == "emergency":
+            return self._repeat_emergency()
         if self.ask == "choice" and digits.isdigit() and 1 <= int(digits) <= len(self.draft.offered):
             return self._choose(int(digits) - 1)
+        if self.ask == "appointment" and digits.isdigit() and 1 <= int(digits) <= len(self.change.found):
+            return self._about(self.change.found[int(digits) - 1])
         if self.ask in ("confirm", "anything_else") and digits in ("1", "2"):
             return self._on_words("oui" if digits == "1" else "non")
         if self.ask == "birth_date" and len(digits) == 8 and digits.isdigit():
@@ -175,242 +190,141 @@ class Secretary:
             return self._answer_phone(digits)
         return self._retry("keys_not_understood", question=self._last_question)
 
-    def _retry(self, key: str, **values: str) -> Reply:
-        self._retries += 1
-        if self._retries >= _MAX_RETRIES:
-            return Reply(self.t["gave_up"], None, end_call=True)
-        return Reply(self.t[key].format(**values), self.ask)
-
-    def _ask(self, ask: str, text: str, *, question: str | None = None) -> Reply:
-        if ask != self.ask:
-            self._retries = 0
-        self.ask = ask
-        self._last_question = question or text
-        return Reply(text, ask)
-
-    # -- the questions -------------------------------------------------------
+    # -- the opening request ------------------------------------------------------
     def _answer_request(self, text: str) -> Reply:
         if _only_greeting(text):  # "Bonjour…": the request is still to come
             return Reply(self.t["listening"], self.ask)
         intent = detect_intent(text)
+        if intent is Intent.UNKNOWN and self.helper is not None:
+            intent = self._helper_intent(text)
         reason = match_reason(text, self.practice.reasons)
         when = parse_when(text, self.now)
-        if intent is Intent.BOOK or reason or (when and intent is Intent.UNKNOWN):
+        if intent is Intent.CERTIFICATE and reason is not None:
+            intent = Intent.BOOK  # the practice books certificates: the doctor must see the patient
+        if intent in (Intent.UNKNOWN, Intent.QUESTION) and question_topic(text) is not None:
+            return self._answer_question(text)  # "vous prenez de nouveaux patients ?" is not a booking yet
+        if intent is Intent.BOOK or (intent is Intent.UNKNOWN and (reason or when)):
+            self._start("book")
             self._absorb(text)
             return self._next_booking_question()
-        if intent is Intent.UNKNOWN:
-            return self._retry("not_understood_request")
-        return self._ask("anything_else", self.t["not_supported"], question=self.t["ask_anything_else"])
+        if intent in (Intent.CANCEL, Intent.MOVE):
+            self._start(intent.value)
+            return self._ask_who(self.t[f"{intent.value}_intro"])
+        if intent is Intent.QUESTION:
+            return self._answer_question(text)
+        if intent in _MESSAGE_INTENTS:
+            self._start("message")
+            return self._take_message(_MESSAGE_INTENTS[intent], first_words=text)
+        if intent is Intent.HUMAN:
+            self._start("message")
+            return self._take_message("callback", first_words=text, lead=self.t["no_human"])
+        return self._retry("not_understood_request")
 
-    def _answer_reason(self, text: str) -> Reply:
-        self._absorb(text)
-        if self.draft.reason_id is None:
-            return self._retry("ask_reason", options=self._reason_options())
-        return self._next_booking_question()
+    def _helper_intent(self, text: str) -> Intent:
+        assert self.helper is not None
+        try:
+            said = self.helper.intent(text)
+        except Exception:  # noqa: BLE001 - a helper's bug must never cost the caller a turn
+            _LOGGER.exception("the LLM helper failed")
+            return Intent.UNKNOWN
+        try:
+            return Intent(said) if said else Intent.UNKNOWN
+        except ValueError:
+            return Intent.UNKNOWN
 
-    def _answer_practitioner(self, text: str) -> Reply:
-        self._absorb(text)
-        if self.draft.practitioner_id is None:
-            return self._retry("ask_practitioner", options=self._practitioner_options())
-        return self._next_booking_question()
-
-    def _answer_when(self, text: str) -> Reply:
-        self._absorb(text)
-        if self.draft.when is None:
-            return self._retry("not_understood_when")
-        return self._next_booking_question()
-
-    def _answer_choice(self, text: str) -> Reply:
-        offered = self.draft.offered
-        index = parse_choice(text, [slot.start for slot in offered])
-        if index is not None and 0 <= index < len(offered):
-            return self._choose(index)
-        when = parse_when(text, self.now)
-        if when is not None:  # "plutôt jeudi": a new wish, search again
-            self.draft.when = when
-            return self._search_and_offer()
-        if parse_yes_no(text) is False:
-            self.draft.when = None
-            return self._ask("when", self.t["ask_other_time"], question=self.t["ask_when"])
-        return self._retry("not_understood_choice", options=self._offer_list(offered))
-
-    def _answer_last_name(self, text: str) -> Reply:
-        name = parse_person_name(text)
-        if name is None:
-            return self._retry("ask_last_name_again")
-        self.draft.last_name = name
-        return self._ask("first_name", self.t["ask_first_name"])
-
-    def _answer_first_name(self, text: str) -> Reply:
-        name = parse_person_name(text)
-        if name is None:
-            return self._retry("ask_first_name_again")
-        self.draft.first_name = name
-        return self._ask("birth_date", self.t["ask_birth_date"])
-
-    def _answer_birth_date(self, text: str) -> Reply:
-        born = parse_birth_date(text, self.now)
-        if born is None:
-            return self._retry("ask_birth_date_again")
-        self.draft.birth_date = born
-        return self._ask_phone()
-
-    def _answer_phone(self, text: str) -> Reply:
-        phone = parse_phone(text)
-        if phone is None and self.caller_id and self.draft.phone is None:
-            if parse_yes_no(text) is True:
-                phone = self.caller_id
-            elif parse_yes_no(text) is False:
-                self.draft.phone = ""  # the caller ID was declined: ask for another number
-                return self._ask("phone", self.t["ask_phone"])
-        if phone is None:
-            return self._retry("ask_phone_again")
-        self.draft.phone = phone
-        return self._readback()
-
-    def _answer_confirm(self, text: str) -> Reply:
-        answer = parse_yes_no(text)
-        if answer is True:
-            d = self.draft
-            assert d.slot and d.last_name and d.first_name and d.birth_date and d.phone
-            patient = Patient(d.last_name, d.first_name, d.birth_date, d.phone)
-            return Reply("", "confirm", action=Book(d.slot, patient))
-        if answer is False:
-            self.draft = BookingDraft(reason_id=self.draft.reason_id, practitioner_id=self.draft.practitioner_id)
-            return self._ask("when", self.t["restart_booking"], question=self.t["ask_when"])
-        return self._retry("not_understood_confirm")
+    def _answer_question(self, text: str) -> Reply:
+        if _OWN_APPOINTMENT.search(fold(text)):
+            self._start("check")
+            return self._ask_who(self.t["check_intro"])
+        answer = answer_question(text, self.practice, self.now.date())
+        if answer is not None:
+            self._settle("answered")
+            return self._done(answer.text)
+        self._start("message")
+        return self._take_message("admin", first_words=text, lead=self.t["no_answer"])
 
     def _answer_anything_else(self, text: str) -> Reply:
         answer = parse_yes_no(text)
         intent = detect_intent(text)
-        if answer is False or (answer is None and intent is Intent.UNKNOWN and not text.strip()):
-            return Reply(self.t["goodbye"], None, end_call=True)
-        if intent is not Intent.UNKNOWN:
-            self.draft = BookingDraft()
+        more = (question_topic(text) or match_reason(text, self.practice.reasons) or parse_when(text, self.now))
+        if intent is not Intent.UNKNOWN or (answer is not False and more):
             return self._answer_request(text)
         if answer is True:
-            self.draft = BookingDraft()
+            self._start(None)
             return self._ask("request", self.t["listening"], question=self.t["ask_request"])
         return Reply(self.t["goodbye"], None, end_call=True)
 
-    # -- booking steps ---------------------------------------------------------
-    def _absorb(self, text: str) -> None:
-        """Take every booking detail the caller gave, in whatever order they came."""
-        d = self.draft
-        if d.reason_id is None:
-            d.reason_id = match_reason(text, self.practice.reasons)
-        if d.practitioner_id is None:
-            d.practitioner_id = match_practitioner(text, self.practice.practitioners)
-        if d.when is None:
-            d.when = parse_when(text, self.now)
+    # -- the read-back ------------------------------------------------------------
+    def _answer_confirm(self, text: str) -> Reply:
+        answer = parse_yes_no(text)
+        if answer is None:
+            if self.purpose == "book" and parse_when(text, self.now) is not None:
+                # "non, plutôt jeudi" without a clear no: a new wish for the time.
+                self._absorb(text)
+                self.draft.slot = None
+                return self._search_and_offer()
+            key = {"cancel": "not_understood_confirm_cancel", "move": "not_understood_confirm_move",
+                   "message": "not_understood_confirm_message"}.get(self.purpose or "", "not_understood_confirm")
+            return self._retry(key)
+        if self.purpose == "book":
+            return self._confirm_booking(answer)
+        if self.purpose in ("cancel", "move"):
+            return self._confirm_change(answer)
+        return self._confirm_message(answer)
 
-    def _next_booking_question(self) -> Reply:
-        d = self.draft
-        if d.reason_id is None:
-            if len(self.practice.reasons) == 1:
-                d.reason_id = self.practice.reasons[0].id
-            else:
-                return self._ask("reason", self.t["ask_reason"].format(options=self._reason_options()))
-        if d.practitioner_id is None:
-            seeing = self._practitioners_for(d.reason_id)
-            if len(seeing) <= 1:
-                d.practitioner_id = _ANY
-            else:
-                return self._ask(
-                    "practitioner", self.t["ask_practitioner"].format(options=self._practitioner_options())
-                )
-        if d.when is None:
-            return self._ask("when", self.t["ask_when"])
-        return self._search_and_offer()
+    def _after_who(self) -> Reply:
+        if self.purpose == "book":
+            return self._booking_readback()
+        if self.purpose in ("cancel", "move", "check"):
+            return self._look_up()
+        if self.purpose == "handover":
+            return self._leave_what_we_have()
+        return self._message_readback()
 
-    def _search_and_offer(self) -> Reply:
-        d = self.draft
-        assert d.reason_id is not None and d.when is not None
-        who = None if d.practitioner_id in (None, _ANY) else d.practitioner_id
-        when = d.when
-        later = False
-        if when.earliest:
-            # "au plus vite demain": the earliest slot, but not before the day named.
-            slots = self.agenda.free_slots(d.reason_id, who, when.window_start, None, _OFFERS)
-        else:
-            slots = self.agenda.free_slots(
-                d.reason_id, who, when.window_start, when.window_end, _OFFERS if when.exact is None else 12,
-                accept=when.accepts,  # "mornings next week": not the afternoons of that week
-            )
-            if when.exact is not None:  # closest to the time asked for, then in order
-                slots.sort(key=lambda s: abs((s.start - when.exact).total_seconds()))
-                slots = sorted(slots[:_OFFERS], key=lambda s: s.start)
-            if not slots:
-                later = True
-                slots = self.agenda.free_slots(d.reason_id, who, when.window_end, None, _OFFERS)
-        if not slots:
-            return Reply(self.t["no_slot"], None, end_call=True)
-        d.offered = slots
-        if len(slots) == 1:
-            key = "offer_later_one" if later else "offer_one"
-            text = self.t[key].format(option=self._offer_list(slots), description=when.description)
-        else:
-            key = "offer_later" if later else "offer"
-            text = self.t[key].format(options=self._offer_list(slots), description=when.description)
-        return self._ask("choice", text)
+    # -- when the box cannot do it: the staff take over ---------------------------
+    def _hand_over(self) -> Reply:
+        """Understanding failed three times: a message for the staff, with what is
+        known and the transcript, and the caller is told so; never a silent hang-up."""
+        if self.purpose == "handover":
+            return self._leave_what_we_have()
+        return self._start_handover("why_not_understood", self.t["hand_over"])
 
-    def _choose(self, index: int) -> Reply:
-        slot = self.draft.offered[index]
-        self.draft.slot = slot
-        d = self.draft
-        if d.last_name and d.first_name and d.birth_date and d.phone:
-            return self._readback()  # a new slot after losing one: the patient is known already
-        text = self.t["ask_last_name"].format(slot=speakable.say_datetime(slot.start))
-        return self._ask("last_name", text, question=self.t["ask_last_name_again"])
+    def _no_slot(self) -> Reply:
+        return self._start_handover("why_no_slot", self.t["no_slot"])
 
-    def _ask_phone(self) -> Reply:
-        if self.caller_id:
-            text = self.t["ask_phone_callerid"].format(phone=speakable.say_phone(self.caller_id))
-            return self._ask("phone", text)
-        return self._ask("phone", self.t["ask_phone"])
+    def _failed_change(self, why: str) -> Reply:
+        return self._start_handover(why, self.t["change_failed"])
 
-    def _readback(self) -> Reply:
-        d = self.draft
-        assert d.slot and d.reason_id and d.birth_date and d.phone
-        text = self.t["readback"].format(
-            reason=self.practice.reason(d.reason_id).label,
-            practitioner=self._doctor(d.slot),
-            slot=speakable.say_datetime(d.slot.start),
-            first_name=d.first_name,
-            last_name=d.last_name,
-            birth_date=speakable.say_date(d.birth_date),
-            phone=speakable.say_phone(d.phone),
-        )
-        return self._ask("confirm", text, question=self.t["not_understood_confirm"])
+    def _start_handover(self, why: str, lead: str) -> Reply:
+        category = self.message.category or "callback"
+        self.purpose = "handover"
+        self.message.category = category
+        self.message.why = self.t[why]
+        if self.person.phone:
+            return self._leave_what_we_have(lead)
+        return self._ask_phone(lead)
 
-    # -- wording helpers -------------------------------------------------------
-    def _doctor(self, slot: Slot) -> str:
-        return speakable.say_practitioner(self.practice.practitioner(slot.practitioner_id).display_name)
+    def _leave_what_we_have(self, lead: str = "") -> Reply:
+        self.purpose = "handover"
+        p = self.person
+        phone = p.phone or self.caller_id
+        category = self.message.category or "callback"
+        patient = {k: v for k, v in (("last_name", p.last_name), ("first_name", p.first_name),
+                                      ("birth_date", p.birth_date.isoformat() if p.birth_date else None),
+                                      ("phone", phone)) if v}
+        self._last_urgency = "days"
+        summary = message_summary(self.t, category, self.message.detail, self.message.why, p, phone)
+        return Reply(lead, None, action=LeaveMessage(category, "days", summary, patient))
 
-    def _practitioners_for(self, reason_id: str) -> list[str]:
-        reason = self.practice.reason(reason_id)
-        ids = [p.id for p in self.practice.practitioners]
-        return [i for i in ids if not reason.practitioner_ids or i in reason.practitioner_ids]
+    def _message_action(self) -> LeaveMessage:
+        action = super()._message_action()
+        self._last_urgency = action.urgency
+        return action
 
-    def _reason_options(self) -> str:
-        return self._join([r.label for r in self.practice.reasons])
-
-    def _practitioner_options(self) -> str:
-        ids = self._practitioners_for(self.draft.reason_id) if self.draft.reason_id else None
-        names = [p.display_name for p in self.practice.practitioners if ids is None or p.id in ids]
-        return ", ".join(names)
-
-    def _offer_list(self, slots: list[Slot]) -> str:
-        names = [self.practice.practitioner(s.practitioner_id).display_name for s in slots]
-        if len(set(names)) == 1:  # one doctor: name them once, not after every time
-            times = speakable.say_slot_options([(s.start, "") for s in slots])
-            return f"{times}, avec {speakable.say_practitioner(names[0])}"
-        return speakable.say_slot_options([(s.start, name) for s, name in zip(slots, names, strict=True)])
-
-    def _join(self, items: list[str]) -> str:
-        if len(items) <= 1:
-            return "".join(items)
-        return f"{', '.join(items[:-1])} {self.t['or']} {items[-1]}"
+    # -- wording ----------------------------------------------------------------
+    def _done(self, text: str) -> Reply:
+        self.purpose = None
+        return self._ask("anything_else", f"{text} {self.t['ask_anything_else']}", question=self.t["ask_anything_else"])
 
 
 def _only_greeting(text: str) -> bool:

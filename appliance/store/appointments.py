@@ -285,16 +285,22 @@ def move(db: Db, appointment_id: int, start: datetime, end: datetime, *, tz: tzi
 
 
 def find_for_patient(
-    db: Db, last_name: str, birth_date: date, *, after: datetime, tz: tzinfo | None = None
+    db: Db, last_name: str | None, birth_date: date, *, after: datetime, tz: tzinfo | None = None
 ) -> list[Appointment]:
     """Booked appointments from ``after`` on of the patient with that last name AND
-    birth date (never by name alone: a caller may only reach their own)."""
+    birth date (never by name alone: a caller may only reach their own).
+
+    ``last_name=None``: every patient born that day, for a caller whose name the
+    recogniser may have misspelt; the caller of this compares the names itself.
+    """
     require_aware("after", after)
+    name_rule = "" if last_name is None else " AND lower(patient_last_name) = lower(?)"
+    values = (birth_date.isoformat(),) + (() if last_name is None else (last_name.strip(),)) + (utc_text(after),)
     with reading(db) as tx:
         rows = tx.execute(
             "SELECT * FROM appointments WHERE status = 'booked' AND patient_birth_date = ?"
-            " AND lower(patient_last_name) = lower(?) AND end_utc > ? ORDER BY start_utc, id",
-            (birth_date.isoformat(), last_name.strip(), utc_text(after)),
+            + name_rule + " AND end_utc > ? ORDER BY start_utc, id",
+            values,
         )
         zone = tz or practice_tz(tx)
     return [_appointment_from(row, zone) for row in rows]
