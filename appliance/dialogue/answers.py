@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from collections.abc import Mapping
 from typing import Final
 
 from appliance.agenda.practice import OpeningPeriod, Practice
@@ -94,21 +95,17 @@ def question_topic(text: str) -> str | None:
     return None
 
 
-def answer_question(text: str, practice: Practice, today: date) -> Answer | None:
+def answer_question(text: str, practice: Practice, today: date, t: Mapping[str, str]) -> Answer | None:
     """The practice's answer to a practical question, or None (not a known topic,
-    or one the practice has not answered)."""
+    or one the practice has not answered). ``t``: the dialogue's templates."""
     topic = question_topic(text)
     if topic is None:
         return None
-    said = _SAY[topic](practice, today)
+    said = _SAY[topic](practice, today, t)
     return Answer(topic, said) if said else None
 
 
-def _hours(practice: Practice, today: date) -> str:
-    return f"Le cabinet est ouvert {say_opening_hours(practice.hours)}."
-
-
-def say_opening_hours(hours: tuple[OpeningPeriod, ...]) -> str:
+def say_opening_hours(hours: tuple[OpeningPeriod, ...], t: Mapping[str, str]) -> str:
     """ "du lundi au vendredi de 8 heures 30 à 12 heures 30 et de 14 heures à 19 heures,
     et le samedi de 9 heures à midi": consecutive days with the same periods together."""
     by_day: dict[int, tuple[tuple[str, str], ...]] = {}
@@ -123,56 +120,64 @@ def say_opening_hours(hours: tuple[OpeningPeriod, ...]) -> str:
             groups.append((day, day, by_day[day]))
     parts = []
     for first, last, periods in groups:
-        days = f"le {_DAYS[first]}" if first == last else f"du {_DAYS[first]} au {_DAYS[last]}"
-        spans = " et ".join(f"de {start} à {end}" for start, end in periods)
+        if first == last:
+            days = t["hours_one_day"].format(day=_DAYS[first])
+        else:
+            days = t["hours_days"].format(first=_DAYS[first], last=_DAYS[last])
+        spans = t["hours_and"].join(t["hours_span"].format(start=start, end=end) for start, end in periods)
         parts.append(f"{days} {spans}")
-    return ", et ".join(parts)
+    return t["hours_then"].join(parts)
 
 
-def _address(practice: Practice, today: date) -> str:
-    text = f"Le cabinet se trouve au {practice.address}."
+def _hours(practice: Practice, today: date, t: Mapping[str, str]) -> str:
+    return t["answer_hours"].format(hours=say_opening_hours(practice.hours, t))
+
+
+def _address(practice: Practice, today: date, t: Mapping[str, str]) -> str:
+    text = t["answer_address"].format(address=practice.address)
     return f"{text} {practice.info.access}" if practice.info.access else text
 
 
-def _access(practice: Practice, today: date) -> str:
-    return practice.info.access or _address(practice, today)
+def _access(practice: Practice, today: date, t: Mapping[str, str]) -> str:
+    return practice.info.access or _address(practice, today, t)
 
 
-def _bring(practice: Practice, today: date) -> str:
+def _bring(practice: Practice, today: date, t: Mapping[str, str]) -> str:
     return practice.info.bring
 
 
-def _fees(practice: Practice, today: date) -> str:
+def _fees(practice: Practice, today: date, t: Mapping[str, str]) -> str:
     return practice.info.fees
 
 
-def _new_patients(practice: Practice, today: date) -> str:
+def _new_patients(practice: Practice, today: date, t: Mapping[str, str]) -> str:
     if practice.info.new_patients:
         return practice.info.new_patients
     open_reasons = [r for r in practice.reasons if r.new_patients]
     if not open_reasons:
-        return "Pour le moment, les médecins du cabinet ne prennent pas de nouveaux patients."
+        return t["new_patients_none"]
     who = {p.id for r in open_reasons for p in practice.practitioners_for(r.id)}
-    names = [speakable.say_practitioner(p.display_name) for p in practice.practitioners if p.id in who]
     if len(who) == len(practice.practitioners):
-        return "Oui, le cabinet prend de nouveaux patients. Je peux vous donner un rendez-vous."
-    joined = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} et {names[-1]}"
-    verb = "prend" if len(names) == 1 else "prennent"
-    return f"Seul{'' if len(names) == 1 else 's'} {joined} {verb} de nouveaux patients. Je peux vous donner un rendez-vous."
+        return t["new_patients_all"]
+    names = [speakable.say_practitioner(p.display_name) for p in practice.practitioners if p.id in who]
+    if len(names) == 1:
+        return t["new_patients_one"].format(name=names[0])
+    return t["new_patients_some"].format(names=f"{', '.join(names[:-1])}{t['hours_and']}{names[-1]}")
 
 
-def _closures(practice: Practice, today: date) -> str:
+def _closures(practice: Practice, today: date, t: Mapping[str, str]) -> str:
     horizon = today + timedelta(days=_UPCOMING_CLOSURE_DAYS)
     coming = sorted((c for c in practice.closures if c.end >= today and c.start <= horizon), key=lambda c: c.start)
     if not coming:
-        return "Aucune fermeture n'est prévue dans les trois prochains mois, en dehors des horaires habituels."
+        return t["closures_none"]
     said = []
     for closure in coming[:3]:
         if closure.start == closure.end:
-            said.append(f"le {speakable.say_date(closure.start)}")
+            said.append(t["closure_day"].format(day=speakable.say_date(closure.start)))
         else:
-            said.append(f"du {speakable.say_date(closure.start)} au {speakable.say_date(closure.end)}")
-    return f"Le cabinet sera fermé {', puis '.join(said)}."
+            said.append(t["closure_span"].format(start=speakable.say_date(closure.start),
+                                                 end=speakable.say_date(closure.end)))
+    return t["answer_closures"].format(closures=t["closures_then"].join(said))
 
 
 _SAY: Final = {

@@ -236,7 +236,7 @@ class Secretary(MessageSteps):
         if _OWN_APPOINTMENT.search(fold(text)):
             self._start("check")
             return self._ask_who(self.t["check_intro"])
-        answer = answer_question(text, self.practice, self.now.date())
+        answer = answer_question(text, self.practice, self.now.date(), self.t)
         if answer is not None:
             self._settle("answered")
             return self._done(answer.text)
