@@ -240,3 +240,15 @@ def test_after_an_emergency_the_assistant_only_repeats_the_instruction(box: Box)
 def test_suicidal_thoughts_get_the_3114(box: Box) -> None:
     result = box.call(Caller("Je n'ai plus envie de vivre"))
     assert "3114" in said(result)[1]
+
+
+def test_symptoms_given_while_booking_are_not_needed_and_the_booking_goes_on(box: Box) -> None:
+    caller = Caller("Je voudrais un rendez-vous, j'ai de la fièvre et je tousse depuis trois jours")
+    result = box.call(caller)
+    assert said(result)[1].startswith("Je n'ai pas besoin de détails médicaux")
+    assert caller.asks[1] in ("reason", "practitioner", "when")
+
+
+def test_a_visit_reason_is_not_taken_for_medical_details(box: Box) -> None:
+    result = box.call(Caller("C'est pour le vaccin contre la grippe"))
+    assert "détails médicaux" not in said(result)[1]

@@ -29,7 +29,7 @@ from appliance.dialogue.intent import Intent, detect_intent
 from appliance.dialogue.normalize import fold
 from appliance.dialogue.policy import asks_medical_advice
 from appliance.dialogue.reply import Emergency, LeaveMessage, Reply
-from appliance.dialogue.staff_message import MessageSteps, message_summary
+from appliance.dialogue.staff_message import MessageSteps, gives_medical_details, message_summary
 from appliance.dialogue.understand import match_reason, parse_when, parse_yes_no
 from appliance.turns import Heard, HungUp, Pressed, Silent, Turn
 
@@ -148,7 +148,12 @@ class Secretary(MessageSteps):
         if asks_about_others(text):
             return Reply(f"{self.t['no_other_patients']} {self._last_question}", self.ask)
         handler = getattr(self, f"_answer_{self.ask}", self._answer_request)
-        return handler(text)
+        reply = handler(text)
+        if gives_medical_details(text) and not self._minimisation_said and reply.text and not reply.action:
+            # Data minimisation: the box needs no symptoms, and says so once.
+            self._minimisation_said = True
+            reply = Reply(f"{self.t['no_medical_details']} {reply.text}", reply.ask, reply.action, reply.end_call)
+        return reply
 
     def _emergency_words(self) -> str:
         own = _OWN_NUMBER.get(self._emergency_kind)

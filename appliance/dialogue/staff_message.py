@@ -35,7 +35,7 @@ _DEFAULT_URGENCY: Final = {
 # A sentence that describes symptoms or a condition: the box does not need it.
 _MEDICAL_DETAIL: Final = re.compile(
     r"\b(j ai mal|il a mal|elle a mal|douleurs?|fievre|tousse|toux|vomi\w*|diarrhee|nausees?|vertiges?"
-    r"|saigne\w*|infection|angine|grippe|depression|deprime|cancer|diabete|tension|cholesterol"
+    r"|saigne\w*|infection|angine|depression|deprime|cancer|diabete|tension|cholesterol"
     r"|symptomes?|enceinte|fausse couche|maladie de|je suis malade|il est malade|elle est malade)\b"
 )
 _DETAIL_MAX_WORDS: Final = 30
@@ -47,7 +47,12 @@ def urgency_of(category: str, words: str) -> str:
 
 
 def gives_medical_details(text: str) -> bool:
-    return _MEDICAL_DETAIL.search(fold(text)) is not None
+    """Symptoms or a condition described (not a visit reason: "un vaccin contre la
+    grippe", "mon suivi de tension" are what the practice asks for)."""
+    folded = fold(text)
+    if re.search(r"\b(vaccin\w*|suivi|controle|renouvel\w*|ordonnance)\b", folded):
+        return False
+    return _MEDICAL_DETAIL.search(folded) is not None
 
 
 def detail_from_request(category: str, text: str) -> str | None:
@@ -95,11 +100,7 @@ class MessageSteps(ExistingSteps):
         if not text.strip():
             return self._retry("ask_detail_again")
         self.message.detail = _clip(text.strip())
-        lead = self.t["noted"]
-        if gives_medical_details(text) and not self._minimisation_said:
-            self._minimisation_said = True
-            lead = f"{self.t['no_medical_details']} {lead}"
-        return self._ask_who(lead)
+        return self._ask_who(self.t["noted"])  # symptoms said here: the Secretary says it needs none
 
     def _message_readback(self) -> Reply:
         m, p = self.message, self.person
