@@ -252,3 +252,22 @@ def test_symptoms_given_while_booking_are_not_needed_and_the_booking_goes_on(box
 def test_a_visit_reason_is_not_taken_for_medical_details(box: Box) -> None:
     result = box.call(Caller("C'est pour le vaccin contre la grippe"))
     assert "détails médicaux" not in said(result)[1]
+
+
+# -- when understanding fails --------------------------------------------------------
+def test_not_understood_twice_the_question_narrows_to_yes_or_no(box: Box) -> None:
+    caller = Caller("zzz krr", "hmm bof", "oui", "une consultation avec le docteur Martin", "euh", "ben", "oui")
+    result = box.call(caller)
+    replies = said(result)
+    assert "Je n'ai pas bien compris" in replies[1]
+    assert "Est-ce pour un rendez-vous ? Répondez par oui ou par non." in replies[2]
+    assert "premier rendez-vous disponible vous conviendrait-il" in replies[6]
+    assert caller.asks[-1] == "choice"  # the earliest slots are offered
+
+
+def test_a_no_to_the_narrowed_question_becomes_a_message_not_a_loop(box: Box) -> None:
+    caller = Caller("zzz krr", "hmm bof", "non", "c'est au sujet d'une facture", "Durand", "Paul", "3 février 1950",
+                    "oui", "oui")
+    result = box.call(caller)
+    assert result.outcome == "message"
+    assert box.messages()[0].category == "callback"

@@ -33,6 +33,8 @@ class BookingSteps(PatientSteps):
         return self._next_booking_question()
 
     def _answer_when(self, text: str) -> Reply:
+        if self._narrowed and parse_when(text, self.now) is None and parse_yes_no(text) is True:
+            text = "le plus tôt possible"  # the narrowed question was "the earliest possible?"
         self._absorb(text)
         if self.draft.when is None:
             return self._retry("not_understood_when")

@@ -157,7 +157,14 @@ class Conversation:
         self._retries += 1
         if self._retries >= MAX_RETRIES:
             return self._hand_over()
+        if self._retries == MAX_RETRIES - 1 and f"{key}_narrow" in self.t:
+            key = f"{key}_narrow"  # the last try is a question answered by yes or no
         return Reply(self.t[key].format(**values), self.ask)
+
+    @property
+    def _narrowed(self) -> bool:
+        """The question now waiting is the narrowed, yes-or-no one."""
+        return self._retries == MAX_RETRIES - 1
 
     def _hand_over(self) -> Reply:  # pragma: no cover - the Secretary defines it
         raise NotImplementedError

@@ -197,9 +197,16 @@ class Secretary(MessageSteps):
 
     # -- the opening request ------------------------------------------------------
     def _answer_request(self, text: str) -> Reply:
+        intent = detect_intent(text)
+        if intent is Intent.UNKNOWN and self._narrowed and (answer := parse_yes_no(text)) is not None:
+            # "Is it for an appointment?" - yes books, no becomes a message for the staff.
+            if answer:
+                self._start("book")
+                return self._next_booking_question()
+            self._start("message")
+            return self._take_message("callback", first_words=text)
         if _only_greeting(text):  # "Bonjour…": the request is still to come
             return Reply(self.t["listening"], self.ask)
-        intent = detect_intent(text)
         if intent is Intent.UNKNOWN and self.helper is not None:
             intent = self._helper_intent(text)
         reason = match_reason(text, self.practice.reasons)

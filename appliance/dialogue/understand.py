@@ -14,6 +14,8 @@ Choices made where French is ambiguous, so that they can be argued with:
   next week's); today is "aujourd'hui". "mardi prochain" is the same day as
   "mardi" ("mardi en huit" is a week later).
 - "le 25" is the next 25th from today, this month (today included) or the next.
+- a day taken back does not count: "pas mardi, jeudi" and "mardi… non, jeudi"
+  are Thursday (the day named after the last "non" / "pardon" wins).
 - an hour of 1 to 7 without "du matin" is the afternoon ("à 3 heures" is 15 h):
   nobody is seen at 3 a.m.
 - a choice among offered slots also follows the last pick ("le premier, non, le
@@ -65,6 +67,9 @@ _NO: Final = (
     r"pas d accord", r"(?:ce n est|c est) pas (?:ca|bon|possible|la peine|correct|juste)",
     r"(?:ca|cela) (?:ne )?(?:me |m )?(?:va|convient|arrange|ira) pas", r"je (?:ne )?(?:peux|pourrai|pourrais) pas",
     r"(?:je ne |je n )?(?:pense|crois) pas", r"jamais", r"c est tout", r"ce sera tout", r"rien d autre",
+    # Refusing every offer: "aucun ne me va", "ni l'un ni l'autre", "rien ne me convient".
+    r"(?:aucune?|rien)(?: des (?:deux|trois|2|3|horaires|creneaux|propositions))? (?:ne |n )?(?:me |m )?(?:va|vont|convien\w*|arrang\w*|plai\w*)",
+    r"ni l une? ni l autre",
 )  # fmt: skip
 _YES: Final = (
     r"oui", r"ouais", r"ouai", r"ouaip", r"ouep", r"yes", r"ok", r"okay", r"oke", r"d accord", r"daccord", r"dac",
@@ -127,6 +132,34 @@ _EARLIEST_RE: Final = re.compile(
 _MATIN_REPAIR_RE: Final = re.compile(rf"\b({_WEEKDAY}|demain|aujourd hui) martin\b")
 
 
+_PREFERRED_RE: Final = re.compile(r"\b(?:de preference|plutot|idealement|si possible|c est mieux|ca m arrange)\b")
+_EXCLUDED_BEFORE_RE: Final = re.compile(r"\b(?:pas|sauf|jamais|surtout pas|ni)(?: \w+)? $")
+
+
+def _part_of_day(folded: str) -> str | None:
+    """The part of the day wished for; None when none is said or the wish is unclear.
+
+    "le matin de préférence, l'après-midi je fais la sieste" is the morning: of
+    several parts named, a ruled-out one ("pas l'après-midi") drops out and a
+    preferred one ("de préférence", "plutôt") wins; several left without a
+    preference is no wish at all, rather than a guess.
+    """
+    taken: list[tuple[int, int, str]] = []
+    for key, pattern in _PART_RES:  # most specific first: "tôt le matin" before "matin"
+        for m in pattern.finditer(folded):
+            if not any(s < m.end() and m.start() < e for s, e, _ in taken):
+                taken.append((m.start(), m.end(), key))
+    taken = [t for t in taken if not _EXCLUDED_BEFORE_RE.search(folded[max(0, t[0] - 20) : t[0]])]
+    keys = {key for _, _, key in taken}
+    if len(keys) <= 1:
+        return keys.pop() if keys else None
+    preferred = {
+        key for start, end, key in taken
+        if _PREFERRED_RE.search(folded[max(0, start - 12) : start]) or _PREFERRED_RE.search(folded[end : end + 20])
+    }  # fmt: skip
+    return preferred.pop() if len(preferred) == 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class WhenPreference:
     """When the caller would like to come: a search window plus what was said."""
@@ -179,12 +212,31 @@ def parse_when(text: str, now: datetime) -> WhenPreference | None:
         return None
 
 
+_DAY_WORD: Final = rf"(?:{_WEEKDAY}(?: prochain)?|apres demain|demain|aujourd hui|le \d{{1,2}}(?: {MONTH_PATTERN})?)"
+# "pas mardi", "sauf demain": a day ruled out is no wish for that day.
+_RULED_OUT_RE: Final = re.compile(rf"\b(?:pas|sauf|surtout pas|plus) (?:le |la |ce )?{_DAY_WORD}\b")
+# What starts a correction: the day named after it replaces the days before.
+_CORRECTION_RE: Final = re.compile(r"\b(?:non|pardon|je veux dire|je voulais dire|ou plutot|enfin|attendez)\b")
+_ANY_DAY_RE: Final = re.compile(rf"\b{_DAY_WORD}\b")
+
+
+def _without_retractions(folded: str) -> str:
+    """The wish without the days the caller took back ("mardi, non, jeudi" -> "jeudi")."""
+    folded = _RULED_OUT_RE.sub(" | ", folded)
+    cuts = [m.end() for m in _CORRECTION_RE.finditer(folded)]
+    for cut in reversed(cuts):
+        if _ANY_DAY_RE.search(folded[cut:]):  # a day after the last correction that names one
+            return _ANY_DAY_RE.sub(" | ", folded[:cut]) + folded[cut:]
+    return folded
+
+
 def _parse_when(folded: str, now: datetime) -> WhenPreference | None:
     today, tz = now.date(), now.tzinfo
+    folded = _without_retractions(folded)
     earliest = bool(_EARLIEST_RE.search(folded))
     clock, folded = _take_clock(folded)
     this_part = _THIS_PART_RE.search(folded)
-    part = next((key for key, pattern in _PART_RES if pattern.search(folded)), None)
+    part = _part_of_day(folded)
     days = _days(folded, today)
     if days is None and this_part is not None:
         days = _Days(today, today, "aujourd'hui", attached=True)
@@ -296,6 +348,12 @@ def _days(folded: str, today: date) -> _Days | None:
         return _Days(today, today, "aujourd'hui", attached=True)
     if (m := _WEEKDAY_RE.search(folded)) is not None:
         target = WEEKDAY_NAMES.index(m.group("wd"))
+        weeks_ahead = _IN_RE.search(folded)
+        if weeks_ahead is not None and weeks_ahead.group("unit").startswith("semaine"):
+            # "dans deux semaines, le mardi": that weekday of that week
+            n = 1 if weeks_ahead.group("n") in ("un", "une") else int(weeks_ahead.group("n"))
+            day = monday + timedelta(weeks=n, days=target)
+            return _Days(day, day, f"{m.group('wd')} dans {n} semaine{'s' if n > 1 else ''}", attached=True)
         if next_week:
             day = monday + timedelta(days=7 + target)
             return _Days(day, day, f"{m.group('wd')} de la semaine prochaine", attached=True)
