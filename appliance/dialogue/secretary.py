@@ -48,8 +48,9 @@ _MESSAGE_INTENTS: Final = {
     Intent.CALLBACK: "callback",
 }
 _OWN_APPOINTMENT: Final = re.compile(r"\b(?:mon|mes|notre|son|le) (?:prochain )?(?:rendez vous|rdv)\b")
-# Emergencies that have their own number besides the 15 / 112.
-_OWN_NUMBER: Final = {"suicide": "3114"}
+# Emergencies that have their own national line besides the 15 / 112; the number
+# is in the language's templates (``line_suicide``: 3114 in France).
+_OWN_LINE: Final = ("suicide",)
 
 
 class Secretary(MessageSteps):
@@ -156,8 +157,8 @@ class Secretary(MessageSteps):
         return reply
 
     def _emergency_words(self) -> str:
-        own = _OWN_NUMBER.get(self._emergency_kind)
-        if own:
+        if self._emergency_kind in _OWN_LINE:
+            own = self.t["line_" + self._emergency_kind]
             return self.t["emergency_" + self._emergency_kind].format(number=self.practice.emergency_number, own=own)
         return self.t["emergency"].format(number=self.practice.emergency_number)
 
