@@ -271,3 +271,23 @@ def test_a_no_to_the_narrowed_question_becomes_a_message_not_a_loop(box: Box) ->
     result = box.call(caller)
     assert result.outcome == "message"
     assert box.messages()[0].category == "callback"
+
+
+# -- a caller who changes their mind ---------------------------------------------------
+def test_a_caller_booking_who_decides_to_cancel_instead_is_followed(box: Box) -> None:
+    appointment_id = box.seed()
+    result = box.call(Caller("Je voudrais un rendez-vous avec le docteur Martin pour une consultation",
+                             "Ah non, en fait je voudrais plutôt annuler mon rendez-vous de jeudi",
+                             "Dupont", "12 mars 1980", "oui"))
+    assert result.outcome == "cancelled"
+    assert appointments.get_appointment(box.app.store, appointment_id).status == "cancelled"
+
+
+def test_a_caller_moving_who_decides_to_cancel_cancels_the_appointment_already_found(box: Box) -> None:
+    appointment_id = box.seed()
+    caller = Caller("Je voudrais déplacer mon rendez-vous", "Dupont", "12 mars 1980",
+                    "Non finalement annulez-le, je ne pourrai pas venir du tout", "oui")
+    result = box.call(caller)
+    assert caller.asks[3:] == ["when", "confirm", "anything_else"]
+    assert result.outcome == "cancelled"
+    assert appointments.get_appointment(box.app.store, appointment_id).status == "cancelled"

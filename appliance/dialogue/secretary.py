@@ -47,6 +47,10 @@ _MESSAGE_INTENTS: Final = {
     Intent.ADMIN: "admin",
     Intent.CALLBACK: "callback",
 }
+# Asks whose answers are short enough that another request in them is a change of mind.
+_SWITCHABLE: Final = ("reason", "practitioner", "when", "choice", "confirm", "appointment")
+_PURPOSE_OF: Final = {Intent.BOOK: "book", Intent.CANCEL: "cancel", Intent.MOVE: "move",
+                      **{intent: "message" for intent in _MESSAGE_INTENTS}, Intent.HUMAN: "message"}
 _OWN_APPOINTMENT: Final = re.compile(r"\b(?:mon|mes|notre|son|le) (?:prochain )?(?:rendez vous|rdv)\b")
 # Emergencies that have their own national line besides the 15 / 112; the number
 # is in the language's templates (``line_suicide``: 3114 in France).
@@ -149,7 +153,7 @@ class Secretary(MessageSteps):
         if asks_about_others(text):
             return Reply(f"{self.t['no_other_patients']} {self._last_question}", self.ask)
         handler = getattr(self, f"_answer_{self.ask}", self._answer_request)
-        reply = handler(text)
+        reply = self._change_of_mind(text) or handler(text)
         if gives_medical_details(text) and not self._minimisation_said and reply.text and not reply.action:
             # Data minimisation: the box needs no symptoms, and says so once.
             self._minimisation_said = True
@@ -232,6 +236,23 @@ class Secretary(MessageSteps):
             self._start("message")
             return self._take_message("callback", first_words=text, lead=self.t["no_human"])
         return self._retry("not_understood_request")
+
+    def _change_of_mind(self, text: str) -> Reply | None:
+        """A caller who asks for something else mid-way ("finalement, je préfère
+        annuler mon rendez-vous") is followed, not held to the first request.
+
+        Only where the answer expected is short (a day, a choice, a yes): a name or
+        a message's words may contain anything."""
+        if self.ask not in _SWITCHABLE or self.purpose is None:
+            return None
+        intent = detect_intent(text)
+        wanted = _PURPOSE_OF.get(intent)
+        if wanted is None or wanted == self.purpose:
+            return None
+        if self.purpose == "move" and intent is Intent.CANCEL and self.change.target is not None:
+            self.purpose = "cancel"  # the appointment is found already: cancel that one
+            return self._about(self.change.target)
+        return self._answer_request(text)
 
     def _helper_intent(self, text: str) -> Intent:
         assert self.helper is not None
