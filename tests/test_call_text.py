@@ -97,13 +97,22 @@ def test_an_emergency_sends_the_caller_to_the_15_at_once_and_books_nothing(tmp_p
     assert answer["kind"] == "reply" and "15" in answer["text"] and "112" in answer["text"]
 
 
-def test_after_an_emergency_warning_a_false_alarm_can_still_book(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, '[[turn]]\nsay = "Il a fait un AVC il y a deux ans, je voudrais un rendez-vous de suivi."\n'
-                               '[[turn]]\nwhen = "request"\nsay = "Non, ce n\'est pas urgent, un rendez-vous de suivi."\n')
+def test_a_stroke_two_years_ago_is_history_not_an_emergency_and_the_booking_goes_on(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, '[[turn]]\nsay = "Il a fait un AVC il y a deux ans, je voudrais un rendez-vous de suivi."\n')
     report = _run(path, tmp_path)
     asks = [t["ask"] for t in report["turns"] if t["speaker"] == "assistant"]
-    assert report["outcome"] == "emergency"  # the staff see that the warning was given
-    assert "practitioner" in asks or "when" in asks  # and the booking went on
+    assert not [e for e in report["events"] if e["kind"] == "emergency"]
+    assert "practitioner" in asks or "when" in asks
+
+
+def test_after_an_emergency_cue_the_booking_does_not_go_on(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, '[[turn]]\nsay = "Mon père a fait un AVC ce matin, il ne parle plus, je voudrais un rendez-vous."\n'
+                               '[[turn]]\nsay = "Non, ce n\'est pas urgent, un rendez-vous de suivi."\n')
+    report = _run(path, tmp_path)
+    replies = [t for t in report["turns"] if t["speaker"] == "assistant"][1:]
+    assert report["outcome"] == "emergency"
+    assert replies and all("appelez immédiatement le 15" in t["text"] for t in replies)
+    assert all(t["ask"] in ("emergency", None) for t in replies)
 
 
 def test_an_emergency_in_the_middle_of_a_booking_still_comes_first(tmp_path: Path) -> None:

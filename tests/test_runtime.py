@@ -41,7 +41,13 @@ def test_the_box_starts_serves_its_page_answers_its_control_socket_and_stops_on_
             lines.append(line)
             assert time.monotonic() < deadline, "".join(lines)
         assert not any("models ready" in line for line in lines)
-        answer = asyncio.run(ask(tmp_path / "control.sock", {"cmd": "ping"}, timeout_s=10))
+        while True:  # the banner is printed as the core starts its control socket
+            try:
+                answer = asyncio.run(ask(tmp_path / "control.sock", {"cmd": "ping"}, timeout_s=10))
+                break
+            except ConnectionError:
+                assert time.monotonic() < deadline, "the control socket did not come up"
+                time.sleep(0.2)
         assert answer["ok"] and answer["line"] == "sim"
         while True:
             try:
