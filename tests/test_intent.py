@@ -114,3 +114,8 @@ def test_intent_is_a_plain_string_for_logs() -> None:
 @given(st.text(max_size=300))
 def test_never_raises_on_arbitrary_text(text: str) -> None:
     assert isinstance(detect_intent(text), Intent)
+
+
+def test_being_reminded_of_the_address_is_not_a_callback() -> None:
+    assert detect_intent("Vous pouvez me rappeler l'adresse du cabinet ?") is not Intent.CALLBACK
+    assert detect_intent("Vous pouvez me rappeler cet après-midi ?") is Intent.CALLBACK

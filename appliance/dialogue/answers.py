@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from collections.abc import Mapping
 from typing import Final
 
 from appliance.agenda.practice import OpeningPeriod, Practice
 from appliance.dialogue import speakable
 from appliance.dialogue.normalize import fold
+from appliance.dialogue.understand import parse_when
 
 # (topic, patterns on the folded text), the first topic that matches wins: "à
 # quelle heure fermez-vous le 24 décembre" is about a closure before the hours.
 _TOPICS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("closures", (
-        r"\b(vacances|conges|ferie|feries|fermeture|pont)\b",
+        # "vacances" alone is not enough: "un poème sur les vacances" is no question about them
+        r"\b(?:ferm\w*|ouvert\w*|absents?|partez|part|fermeture) (?:\w+ ){0,4}?(?:vacances|conges|ferie|feries|pont)\b",
+        r"\b(?:vacances|conges|jours? feries?|pont) (?:\w+ ){0,4}?(?:ferm\w*|ouvert\w*|absents?|cabinet|docteurs?|medecins?)\b",
+        r"\b(?:dates?|periode) (?:de |des |du )?(?:fermeture|vacances|conges)\b",
         r"\bferme (?:\w+ ){0,2}?(?:pendant|en (?:aout|juillet|decembre)|entre|le \d+|le (?:lundi|mardi|mercredi|jeudi|vendredi|samedi))",
         r"\b(noel|paques|toussaint|jour de l an|nouvel an)\b",
     )),
@@ -54,7 +58,7 @@ _TOPICS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         r"\bvous etes ou\b",
     )),
     ("hours", (
-        r"\b(horaires?|heures d ouverture|ouvert|ouverte|ouvre|ouvrez|fermez|ferme|fermes|fermee)\b",
+        r"\b(horaires?|heures d ouverture|ouverts?|ouvertes?|ouvre|ouvrez|fermez|ferme|fermes|fermees?)\b",
         r"\bjusqu a quelle heure\b",
         r"\ba quelle heure (?:vous |est ce que vous |le cabinet )?(?:ouvr|ferm|commenc|fini)",
     )),
@@ -67,8 +71,12 @@ _OTHERS: Final = tuple(re.compile(p) for p in (
     r"\b(quels?|quelles?|liste|noms?|combien) (?:\w+ ){0,3}?(patients?|patientes?|personnes?|gens)\b(?! (?:nouveaux|nouvelles))",
     r"\b(rendez vous|rdv|dossier|resultats?|ordonnances?|adresse|numero|telephone) (?:\w+ ){0,2}?(de|d) "
     r"(madame|monsieur|mme|m|mon voisin|ma voisine|mon ex|quelqu un|cette personne|un autre patient|une autre patiente)\b",
-    r"\b(qui|quel patient|quelle patiente) (?:\w+ ){0,3}?(a rendez vous|vient|est venu|est venue|passe|voit)\b",
-    r"\b(donne|donnez|dites|dis|lis|lisez|montre|montrez) (?:\w+ ){0,2}?(les |tous les |la liste des )?(rendez vous|rdv|patients|dossiers)\b",
+    r"\b(?:quel patient|quelle patiente|quels patients|qui d autre) (?:\w+ ){0,3}?(?:a rendez vous|vient|est venue?|passe|voit)\b",
+    r"\bqui (?:a|avait|aura) (?:un |des )?(?:rendez vous|rdv)\b",
+    r"\b(?:donne|donnez|donner|dites|dire|dis|lis|lisez|lire|montre|montrez|montrer|liste|lister|envoyer|envoyez)"
+    r" (?:\w+ ){0,3}?(?:les |tous les |toutes les |la liste des |le planning)?(?:rendez vous|rdv|patients|dossiers|agenda|planning)\b",
+    r"\b(?:monsieur|madame|mme|mr|m|mademoiselle) [a-z]+ (?:a|avait|aura) (?:bien |t il |t elle )?(?:un |son |le )?(?:rendez vous|rdv)\b",
+    r"\b(?:est ce que|savoir si) (?:mon voisin|ma voisine|mon mari|ma femme|mon pere|ma mere|[a-z]+ [a-z]+) (?:a|avait|est venue?) (?:bien )?(?:un |son )?(?:rendez vous|rdv|venu|venue)\b",
 ))
 
 _DAYS: Final = speakable.WEEKDAY_NAMES
@@ -95,14 +103,37 @@ def question_topic(text: str) -> str | None:
     return None
 
 
-def answer_question(text: str, practice: Practice, today: date, t: Mapping[str, str]) -> Answer | None:
+def answer_question(text: str, practice: Practice, now: datetime, t: Mapping[str, str]) -> Answer | None:
     """The practice's answer to a practical question, or None (not a known topic,
     or one the practice has not answered). ``t``: the dialogue's templates."""
     topic = question_topic(text)
     if topic is None:
         return None
-    said = _SAY[topic](practice, today, t)
+    if topic in ("hours", "closures"):
+        day = _one_day(text, now)
+        if day is not None:  # "ouvert le 25 décembre ?": that day, not the week
+            return Answer("day", _opening_on(practice, day, t))
+    said = _SAY[topic](practice, now.date(), t)
     return Answer(topic, said) if said else None
+
+
+def _one_day(text: str, now: datetime) -> date | None:
+    when = parse_when(text, now)
+    if when is None or when.earliest or when.window_end - when.window_start > timedelta(days=1):
+        return None
+    return when.window_start.date()
+
+
+def _opening_on(practice: Practice, day: date, t: Mapping[str, str]) -> str:
+    said = speakable.say_date(day, weekday=True, year=False)
+    closure = next((c for c in practice.closures if c.covers(day)), None)
+    periods = practice.periods_on(day)
+    if closure is not None or not periods:
+        reason = f" ({closure.reason})" if closure is not None and closure.reason else ""
+        return t["closed_on"].format(day=said, reason=reason)
+    spans = t["hours_and"].join(
+        t["hours_span"].format(start=speakable.say_time(p.start), end=speakable.say_time(p.end)) for p in periods)
+    return t["open_on"].format(day=said, hours=spans)
 
 
 def say_opening_hours(hours: tuple[OpeningPeriod, ...], t: Mapping[str, str]) -> str:

@@ -6,15 +6,18 @@ the same reason with the same practitioner.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from appliance.agenda.slots import Slot
 from appliance.dialogue import speakable
+from appliance.dialogue.normalize import fold
 from appliance.dialogue.patient import PatientSteps
 from appliance.dialogue.reply import Book, Patient, Reply
 from appliance.dialogue.understand import match_practitioner, match_reason, parse_choice, parse_when, parse_yes_no
 
 OFFERS: Final = 3
+_KEEP: Final = re.compile(r"\b(?:garde|gardons|garder|laisse|laissez|laisser|maintien\w*|tant pis|on oublie|je reste)\b")
 ANY: Final = "any"
 
 
@@ -35,6 +38,8 @@ class BookingSteps(PatientSteps):
     def _answer_when(self, text: str) -> Reply:
         if self._narrowed and parse_when(text, self.now) is None and parse_yes_no(text) is True:
             text = "le plus tôt possible"  # the narrowed question was "the earliest possible?"
+        if self.purpose == "move" and parse_when(text, self.now) is None and _KEEP.search(fold(text)):
+            return self._keep_appointment()
         self._absorb(text)
         if self.draft.when is None:
             return self._retry("not_understood_when")
@@ -46,9 +51,16 @@ class BookingSteps(PatientSteps):
         if index is not None and 0 <= index < len(offered):
             return self._choose(index)
         when = parse_when(text, self.now)
+        doctor = match_practitioner(text, self.practice.practitioners) if self.purpose == "book" else None
+        if doctor is not None and doctor != self.draft.practitioner_id:  # "plutôt le docteur Bernard"
+            self.draft.practitioner_id = doctor
+            self.draft.when = when or self.draft.when
+            return self._search_and_offer()
         if when is not None:  # "plutôt jeudi": a new wish, search again
             self.draft.when = when
             return self._search_and_offer()
+        if self.purpose == "move" and _KEEP.search(fold(text)):
+            return self._keep_appointment()
         if parse_yes_no(text) is False:
             self.draft.when = None
             return self._ask("when", self.t["ask_other_time"], question=self.t["ask_when"])
@@ -114,6 +126,9 @@ class BookingSteps(PatientSteps):
             key = "offer_later" if later else "offer"
             text = self.t[key].format(options=self._offer_list(slots), description=when.description)
         return self._ask("choice", text)
+
+    def _keep_appointment(self) -> Reply:  # pragma: no cover - defined by ExistingSteps
+        raise NotImplementedError
 
     def _no_slot(self) -> Reply:  # pragma: no cover - the Secretary hands it to the staff
         raise NotImplementedError

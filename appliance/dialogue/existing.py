@@ -98,13 +98,18 @@ class ExistingSteps(BookingSteps):
         )
         return self._ask("confirm", text, question=self.t["not_understood_confirm_move"])
 
+    def _keep_appointment(self) -> Reply:
+        target = self.change.target
+        assert target is not None
+        self.purpose = None
+        text = self.t["change_dropped"].format(appointment=self._appointment_words(target))
+        return self._ask("anything_else", f"{text} {self.t['ask_anything_else']}", question=self.t["ask_anything_else"])
+
     def _confirm_change(self, answer: bool) -> Reply:
         target = self.change.target
         assert target is not None
         if not answer:
-            self.purpose = None
-            return self._ask("anything_else", self.t["change_dropped"].format(appointment=self._appointment_words(target)),
-                             question=self.t["ask_anything_else"])
+            return self._keep_appointment()
         if self.purpose == "cancel":
             return Reply("", "confirm", action=Cancel(target.id))
         assert self.draft.slot is not None

@@ -51,6 +51,8 @@ class Intent(StrEnum):
 
 _RDV: Final = r"(?:rendez vous|rendezvous|rdv|r d v|rendez vou|consultation|creneau|visite)"
 _MY_RDV: Final = r"(?:mon|le|ce|notre|son|un|du|d un|votre|ma) (?:\w+ )?" + _RDV
+# "vous pouvez me rappeler l'adresse ?" asks to be reminded of something, not called back.
+_NOT_REMIND: Final = r"(?! (?:l |le |la |les |vos |votre )(?:adresse|horaires?|heures?|numero|tarifs?|code|etage|acces))"
 _DOCTOR: Final = r"(?:docteur|docteure|doctoresse|dr|medecin|toubib|generaliste|pediatre|sage femme|kine|infirmiere?)"
 
 # (intent, patterns), tried in order.
@@ -77,7 +79,7 @@ _RULES: Final[tuple[tuple[Intent, tuple[str, ...]], ...]] = (
             # not a bare "déplacer": "je ne peux pas me déplacer" asks for a home visit
             r"\b(?:decal|report)\w*",
             r"(?:pas|plus) (?:venir|etre la) (?:\w+ ){0,8}?(?:a la place|plutot|autre jour|autre date|autre moment|un autre)",
-            r"annul\w* (?:\w+ ){0,6}?(?:reprendre|prendre un autre|en prendre|un autre|une autre|reprogrammer)",
+            r"annul\w* (?:\w+ ){0,9}?(?:reprendre|prendre un autre|en prendre|un autre|une autre|reprogrammer)",
             r"(?:un autre|une autre) (?:date|jour|heure|horaire|creneau) (?:pour|a la place)",
         ),
     ),
@@ -119,9 +121,9 @@ _RULES: Final[tuple[tuple[Intent, tuple[str, ...]], ...]] = (
         Intent.CALLBACK,
         (
             # not a bare "rappel": "le rappel du vaccin" is a booking reason
-            r"(?:\bme|\bm|\bnous) (?:\w+ )?rappel(?:er|le|lent|lez|ez|lera|lerait|ait)\b(?! plus tard)",
+            r"(?:\bme|\bm|\bnous) (?:\w+ )?rappel(?:er|le|lent|lez|ez|lera|lerait|ait)\b(?! plus tard)" + _NOT_REMIND,
             r"rappelez moi|rappelle moi|rappeler moi",
-            r"(?:pouvez|pourriez|peut|pourrait|doit|devait|faut) (?:vous |il |elle |on )?(?:me |nous )?rappeler",
+            r"(?:pouvez|pourriez|peut|pourrait|doit|devait|faut) (?:vous |il |elle |on )?(?:me |nous )?rappeler" + _NOT_REMIND,
             r"laisser (?:un |le |une )?(?:message|mot|commission)|un message (?:pour|au|a)",
             r"(?:parler|discuter|joindre) (?:a|au|avec|le|la) (?:le |la |mon |ma |votre )?" + _DOCTOR,
             r"(?:que|qu) (?:le |la )?(?:" + _DOCTOR + r" )?(?:\w+ )?(?:m|me|nous) (?:rappelle|recontacte|contacte)",
@@ -149,7 +151,7 @@ _RULES: Final[tuple[tuple[Intent, tuple[str, ...]], ...]] = (
         Intent.CERTIFICATE,
         (
             r"certificats?|certif\b",
-            r"(?:fiche|dossier|formulaire|papier) (?:\w+ ){0,3}?(?:sport|licence|aptitude|colonie|creche|cantine|mdph)",
+            r"(?:fiche|dossier|formulaire|papier) (?:\w+ ){0,5}?(?:sport|licence|aptitude|colonie|creche|cantine|mdph|ecole|piscine)",
             r"(?:non contre indication|aptitude|licence (?:de|du|pour le) \w+)",
         ),
     ),

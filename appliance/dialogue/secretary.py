@@ -51,6 +51,7 @@ _MESSAGE_INTENTS: Final = {
 _SWITCHABLE: Final = ("reason", "practitioner", "when", "choice", "confirm", "appointment")
 _PURPOSE_OF: Final = {Intent.BOOK: "book", Intent.CANCEL: "cancel", Intent.MOVE: "move",
                       **{intent: "message" for intent in _MESSAGE_INTENTS}, Intent.HUMAN: "message"}
+_CLOSING: Final = re.compile(r"\b(?:au revoir|ca ira|c est tout|rien d autre|bonne journee|bonne soiree)\b")
 _OWN_APPOINTMENT: Final = re.compile(r"\b(?:mon|mes|notre|son|le) (?:prochain )?(?:rendez vous|rdv)\b")
 # Emergencies that have their own national line besides the 15 / 112; the number
 # is in the language's templates (``line_suicide``: 3114 in France).
@@ -212,6 +213,8 @@ class Secretary(MessageSteps):
             return self._take_message("callback", first_words=text)
         if _only_greeting(text):  # "Bonjour…": the request is still to come
             return Reply(self.t["listening"], self.ask)
+        if intent is Intent.UNKNOWN and _CLOSING.search(fold(text)):
+            return Reply(self.t["goodbye"], None, end_call=True)  # "non, ça ira, merci, au revoir"
         if intent is Intent.UNKNOWN and self.helper is not None:
             intent = self._helper_intent(text)
         reason = match_reason(text, self.practice.reasons)
@@ -249,6 +252,8 @@ class Secretary(MessageSteps):
         wanted = _PURPOSE_OF.get(intent)
         if wanted is None or wanted == self.purpose:
             return None
+        if wanted == "book" and self.purpose in ("move", "cancel", "check"):
+            return None  # "je garde mon rendez-vous", "un autre rendez-vous": still about that one
         if self.purpose == "move" and intent is Intent.CANCEL and self.change.target is not None:
             self.purpose = "cancel"  # the appointment is found already: cancel that one
             return self._about(self.change.target)
@@ -270,7 +275,7 @@ class Secretary(MessageSteps):
         if _OWN_APPOINTMENT.search(fold(text)):
             self._start("check")
             return self._ask_who(self.t["check_intro"])
-        answer = answer_question(text, self.practice, self.now.date(), self.t)
+        answer = answer_question(text, self.practice, self.now, self.t)
         if answer is not None:
             self._settle("answered")
             return self._done(answer.text)
