@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from appliance.answering import AnsweringSettings
 from appliance.audio.endpoint import EndpointSettings
 from appliance.errors import ConfigError
 from appliance.line.guard import HangupSettings
+from appliance.llm.settings import LlmSettings
 from appliance.retention import RetentionSettings
 from appliance.settings_file import merge, overlay_path, read_overlay
 from appliance.sync.adapters.caldav import CaldavSettings
@@ -32,9 +33,10 @@ class ModelChoice:
     vad: str = "silero-vad"
     asr: str = "whisper-base"
     tts: str = "kokoro-82m"
-    llm: str = "gemma-3-270m"
-    llm_enabled: bool = False
-    """Off: the registry's small LLMs fail qualification (README, "Limits")."""
+    llm: str | None = None
+    llm_enabled: bool | None = None
+    """Before the ``[llm]`` table these two named the helper's model and switch; still
+    read (``[llm]`` wins), and always mirror ``Config.llm`` once loaded."""
     manifest_dir: Path | None = None
     models_dir: Path | None = None
 
@@ -89,11 +91,25 @@ class Config:
     sync: SyncSettings = field(default_factory=SyncSettings)
     """The practice's cloud agenda (FHIR or CalDAV), if any; default: none."""
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    """The optional language-model helper (``appliance.llm``); default: off."""
 
     def __post_init__(self) -> None:
         from appliance.line.factory import parse_line  # validates; the driver is opened at run time
 
         parse_line(self.line)
+        self._settle_llm()
+
+    def _settle_llm(self) -> None:
+        # The old [models] llm / llm_enabled keys fill what [llm] leaves at its default;
+        # then [models] mirrors [llm], for the readers that still look there.
+        llm, models, default = self.llm, self.models, LlmSettings()
+        if models.llm is not None and llm.model == default.model:
+            llm = replace(llm, model=models.llm)
+        if models.llm_enabled is not None and llm.enabled == default.enabled:
+            llm = replace(llm, enabled=models.llm_enabled)
+        object.__setattr__(self, "llm", llm)
+        object.__setattr__(self, "models", replace(models, llm=llm.model, llm_enabled=llm.enabled))
 
     @property
     def db_path(self) -> Path:
@@ -147,6 +163,7 @@ _NESTED = {
     "fhir": FhirSettings,
     "caldav": CaldavSettings,
     "retention": RetentionSettings,
+    "llm": LlmSettings,
 }
 
 
@@ -157,7 +174,8 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in sorted(unknown))}")
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in _NESTED:
+        # A table only where the dataclass declares one: [models] llm is a plain name.
+        if key in _NESTED and _NESTED[key].__name__ in str(known[key].type):
             if not isinstance(value, dict):
                 raise ConfigError(f"[{prefix}{key}] must be a table")
             kwargs[key] = _build(_NESTED[key], value, f"{prefix}{key}.")

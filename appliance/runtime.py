@@ -23,7 +23,9 @@ from appliance.control import ControlError, ControlServer, Handler, TypedCalls, 
 from appliance.errors import ConfigError
 from appliance.line.base import LineDriver
 from appliance.line.factory import open_line
+from appliance.llm.background import qualify_in_background
 from appliance.retention import run_retention
+from appliance.speech.hearing import EarsLoader, ears_of, load_ears
 from appliance.speech.loading import load_speech
 from appliance.system.notify import notify
 
@@ -40,8 +42,9 @@ def run_box(
         speech = load_speech(config.models, config.speech)
         loads = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in speech.load_s.items())
         echo(f"models ready: {loads}")
-    # else: nothing rings the plain simulated line but typed test calls from the web
-    # page (text mode) and `appliance simulate`, which loads its own models.
+    # else: nothing rings the plain simulated line but test calls from the web page
+    # (text mode; a spoken turn loads the recognizer then, see _typed_calls) and
+    # `appliance simulate`, which loads its own models.
     box = Appliance(config, speech=speech)
     web = None
     if with_web:
@@ -71,6 +74,19 @@ def _reloader(config: Config, config_path: Path | None) -> Callable[[], Config]:
     return lambda: load_config(config_path, data_dir=config.data_dir, line=config.line)
 
 
+def _typed_calls(box: Appliance) -> TypedCalls:
+    """The web page's test calls. A spoken turn is heard by the recognizer the phone
+    calls use: the one loaded at start, or, on the plain simulated line (which
+    starts without models), the same model loaded once on the first spoken turn."""
+    if box.speech is not None:
+        ears = EarsLoader(ready=ears_of(box.speech, box.config.speech))
+    else:
+        models, speech = box.config.models, box.config.speech  # as at start: a model change needs a restart
+        ears = EarsLoader(lambda: load_ears(models, speech))
+    # The hotwords a call would give Whisper for what the assistant just asked.
+    return TypedCalls(box.answer, box.clock.monotonic, ears=ears, vocabulary=box._hotwords)
+
+
 def _control_handlers(box: Appliance, line: LineDriver, test_calls: TypedCalls,
                       reload_config: Callable[[], Config]) -> dict[str, Handler]:
     async def ping(_: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +110,8 @@ def _control_handlers(box: Appliance, line: LineDriver, test_calls: TypedCalls,
         "reload": reload,
         "test_call.start": lambda _: test_calls.start(),
         "test_call.say": lambda r: test_calls.say(str(r.get("call_id", "")), str(r.get("text", ""))),
+        "test_call.hearing": lambda _: test_calls.hearing(),
+        "test_call.hear": lambda r: test_calls.hear(str(r.get("call_id", "")), r.get("pcm16k")),
         "test_call.end": lambda r: test_calls.end(str(r.get("call_id", ""))),
     }
 
@@ -110,13 +128,15 @@ async def _serve(box: Appliance, echo: Callable[[str], None], reload_config: Cal
         notify(f"STATUS=answering on {line.name}: {line.health().detail}")
         serving = asyncio.create_task(box.serve(line))
         stopping = asyncio.create_task(stop.wait())
-        # The web page's few commands (reload, a typed test call), on a unix socket.
-        test_calls = TypedCalls(box.answer, box.clock.monotonic)
+        # The web page's few commands (reload, a typed or spoken test call), on a unix socket.
+        test_calls = _typed_calls(box)
         control = ControlServer(control_socket(config), _control_handlers(box, line, test_calls, reload_config))
         await control.start()
         # Beside the calls: the outbox towards the cloud agenda, and the retention purge.
         # Neither may take a call down with it; each catches and logs its own failures.
         chores = [asyncio.create_task(run_retention(box.store, config.retention, box.clock, stop))]
+        # The LLM helper's models are evaluated in a thread of their own; its gate stays shut meanwhile.
+        chores.append(asyncio.create_task(qualify_in_background(config, box.store)))
         worker = box.outbox_worker(sms=_sms_through(line, loop))
         if worker is not None:
             chores.append(asyncio.create_task(worker.run(stop)))

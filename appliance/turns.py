@@ -232,8 +232,8 @@ class TextListener:
         item = await self._call.scripted()
         now = self._clock.monotonic()
         match item:
-            case Said(text=text):
-                return Heard(text=text, decided_at=now)
+            case Said(text=text, audio_s=audio_s, asr_ms=asr_ms, heard_at=heard_at):
+                return Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, decided_at=now if heard_at is None else heard_at)
             case KeptSilent(seconds=seconds):
                 return Silent(seconds, now)
             case Dtmf(digit=digit):

@@ -50,6 +50,12 @@ class Said:
     """Text mode: the caller's words, injected as if ASR had heard them."""
 
     text: str
+    audio_s: float = 0.0
+    """Speech the words were recognised from (a spoken test call); 0 when typed."""
+    asr_ms: int = 0
+    heard_at: float | None = None
+    """Monotonic time the spoken words arrived, before recognition: their turn's
+    latency counts from there, as a call's counts from the end-pointer's decision."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +165,8 @@ class SimCall:
         self._audio.put_nowait(Dtmf(digit))
         self._script.put_nowait(Dtmf(digit))
 
-    def send_text(self, text: str) -> None:
-        self._script.put_nowait(Said(text))
+    def send_text(self, text: str, *, audio_s: float = 0.0, asr_ms: int = 0, heard_at: float | None = None) -> None:
+        self._script.put_nowait(Said(text, audio_s, asr_ms, heard_at))
 
     def send_silence(self, seconds: float) -> None:
         self._script.put_nowait(KeptSilent(seconds))
