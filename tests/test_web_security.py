@@ -40,7 +40,7 @@ from appliance.web.tls import ensure_certificate
 from tests.ports import free_port
 from .conftest import REPO, SCENARIOS
 
-PUBLIC = {"/login", "/setup", "/healthz"}
+PUBLIC = {"/login", "/setup", "/healthz", "/language"}
 ADMIN_PASSWORD = "correct horse battery"
 SECRETARY_PASSWORD = "staple of the practice"
 CALLER = "0698765432"  # the emergency scenario's caller
@@ -383,13 +383,174 @@ def test_export_erase_and_backup(client: TestClient, data_dir: Path) -> None:
     assert "Données effacées" in done.text
     assert "ne garde aucune donnée" in client.post("/admin/data/export", data=who).text
 
-    backup = client.get("/admin/data/backup")
+    assert client.get("/admin/data/backup").status_code == 405, "a download of everything is a POST, with its token"
+    backup = client.post("/admin/data/backup", data={"csrf": token})
     assert backup.status_code == 200 and backup.content.startswith(b"SQLite format 3\0")
     copy = data_dir.parent / "copy.db"
     copy.write_bytes(backup.content)
     with Store.open(copy) as restored:
         assert [m.username for m in staff.staff_members(restored)] == ["alice"]
     assert not list(data_dir.glob(".backup-*"))  # the temporary copy is gone
+
+
+# --- Sensitive actions want the password again -------------------------------------
+
+ASK_AGAIN = "Tapez votre mot de passe pour confirmer cette action."
+NOT_YOURS = "Ce n'est pas votre mot de passe."
+
+
+@pytest.fixture
+def clocked(data_dir: Path) -> Iterator[tuple[TestClient, FixedClock]]:
+    """An administrator signed in at 09:00 on a box whose clock the test moves."""
+    clock = FixedClock(datetime(2026, 11, 24, 9, 0, tzinfo=PARIS))
+    with TestClient(create_app(replace(Config(), data_dir=data_dir), clock=clock), base_url="https://testserver") as client:
+        set_up_admin(client, data_dir)
+        yield client, clock
+
+
+def said_next_to(page: str, field_id: str) -> str:
+    match = re.search(rf'<p id="e-{re.escape(field_id)}" class="error">([^<]*)</p>', page)
+    assert match, f"nothing said next to {field_id}"
+    return html.unescape(match[1])
+
+
+def test_a_backup_wants_the_password_again_after_ten_minutes(clocked: tuple[TestClient, FixedClock]) -> None:
+    client, clock = clocked
+    page = client.get("/admin/data").text
+    token = csrf_of(page)
+    assert 'name="current_password"' not in page, "just signed in: not asked"
+    assert client.post("/admin/data/backup", data={"csrf": token}).content.startswith(b"SQLite format 3\0")
+
+    clock.advance(timedelta(minutes=10))
+    assert 'id="f-backup-current_password"' in client.get("/admin/data").text, "asked with the button, before a refusal"
+    refused = client.post("/admin/data/backup", data={"csrf": token})
+    assert refused.status_code == 401 and said_next_to(refused.text, "backup-current_password") == ASK_AGAIN
+    wrong = client.post("/admin/data/backup", data={"csrf": token, "current_password": "not it at all"})
+    assert wrong.status_code == 401 and said_next_to(wrong.text, "backup-current_password") == NOT_YOURS
+    assert not wrong.content.startswith(b"SQLite")
+
+    typed = client.post("/admin/data/backup", data={"csrf": token, "current_password": ADMIN_PASSWORD})
+    assert typed.content.startswith(b"SQLite format 3\0")
+    clock.advance(timedelta(minutes=9))
+    assert client.post("/admin/data/backup", data={"csrf": token}).status_code == 200, "checked again just now"
+
+
+def test_guessing_the_password_from_a_signed_in_browser_is_slowed_down(clocked: tuple[TestClient, FixedClock]) -> None:
+    client, clock = clocked
+    clock.advance(timedelta(minutes=11))
+    token = csrf_of(client.get("/admin/data").text)
+    for _ in range(5):
+        assert client.post("/admin/data/backup", data={"csrf": token, "current_password": "guess again!"}).status_code == 401
+    locked = client.post("/admin/data/backup", data={"csrf": token, "current_password": ADMIN_PASSWORD})
+    assert locked.status_code == 401 and said_next_to(locked.text, "backup-current_password").startswith("Trop d'essais")
+
+
+def test_erasing_a_patient_wants_the_password_again(clocked: tuple[TestClient, FixedClock], data_dir: Path) -> None:
+    client, clock = clocked
+    token = csrf_of(client.get("/admin/data").text)
+    who = {"csrf": token, "last_name": "Martin", "birth_date": "12/03/1961", "phone": CALLER}
+    clock.advance(timedelta(minutes=15))
+    asked = client.post("/admin/data/erase", data=who)
+    assert "Confirmer l'effacement" in html.unescape(asked.text) and 'id="f-current_password"' in asked.text
+
+    refused = client.post("/admin/data/erase", data=who | {"confirm": "yes"})
+    assert refused.status_code == 401 and said_next_to(refused.text, "current_password") == ASK_AGAIN
+    assert "1 message(s)" in refused.text, "the confirmation page again, with what would go"
+    with Store.open(data_dir / "appliance.db") as store:
+        assert len(inbox.unhandled_messages(store)) == 1
+
+    done = client.post("/admin/data/erase", data=who | {"confirm": "yes", "current_password": ADMIN_PASSWORD})
+    assert "Données effacées" in done.text
+    with Store.open(data_dir / "appliance.db") as store:
+        assert inbox.unhandled_messages(store) == []
+
+
+def test_managing_accounts_wants_the_password_again(clocked: tuple[TestClient, FixedClock]) -> None:
+    client, clock = clocked
+    clock.advance(timedelta(minutes=30))
+    page = client.get("/admin/staff").text
+    token = csrf_of(page)
+    assert 'id="f-current_password"' in page
+    new = {"csrf": token, "username": "sophie", "role": "secretary",
+           "password": SECRETARY_PASSWORD, "confirm": SECRETARY_PASSWORD}
+    refused = client.post("/admin/staff", data=new)
+    assert refused.status_code == 401 and said_next_to(refused.text, "current_password") == ASK_AGAIN
+    assert 'value="sophie"' in refused.text, "what was typed stays"
+    assert "sophie" not in [m.username for m in _members(client)]
+    assert client.post("/admin/staff", data=new | {"current_password": ADMIN_PASSWORD},
+                       follow_redirects=False).status_code == 303
+
+    clock.advance(timedelta(minutes=30))
+    sophie = next(m.id for m in _members(client) if m.username == "sophie")
+    refused = client.post(f"/admin/staff/{sophie}/disable", data={"csrf": token})
+    assert refused.status_code == 401 and said_next_to(refused.text, f"d{sophie}-current_password") == ASK_AGAIN
+    assert next(m for m in _members(client) if m.id == sophie).active
+    reset = client.post(f"/admin/staff/{sophie}/password", data={"csrf": token, "password": "x" * 12, "confirm": "x" * 12})
+    assert reset.status_code == 401 and said_next_to(reset.text, f"m{sophie}-current_password") == ASK_AGAIN
+    assert client.post(f"/admin/staff/{sophie}/disable", data={"csrf": token, "current_password": ADMIN_PASSWORD},
+                       follow_redirects=False).status_code == 303
+    assert not next(m for m in _members(client) if m.id == sophie).active
+
+
+def _members(client: TestClient) -> list[staff.StaffMember]:
+    return staff.staff_members(client.app.state.ctx.db)  # type: ignore[attr-defined]
+
+
+def test_changing_the_cloud_agendas_credentials_wants_the_password_again(
+    clocked: tuple[TestClient, FixedClock], data_dir: Path
+) -> None:
+    from .test_web_settings import CALDAV, form_of
+
+    client, clock = clocked
+    clock.advance(timedelta(minutes=11))
+    page = client.get("/admin/settings").text
+    assert 'id="f-cloud-current_password"' in page
+    refused = client.post("/admin/settings/cloud", data=form_of(page, "/admin/settings/cloud", **CALDAV))
+    assert refused.status_code == 401 and said_next_to(refused.text, "cloud-current_password") == ASK_AGAIN
+    assert "s3cret-Pa55" not in refused.text and not (data_dir / "settings.toml").exists()
+    # Trying new credentials sends the stored secrets to the typed address: asked too.
+    tried = client.post("/admin/settings/cloud/check", data=form_of(page, "/admin/settings/cloud", **CALDAV))
+    assert tried.status_code == 401 and said_next_to(tried.text, "cloud-current_password") == ASK_AGAIN
+
+    # What touches no credential is not asked for.
+    assert client.post("/admin/settings/retention", data=form_of(page, "/admin/settings/retention",
+                                                                 messages_days="60")).status_code == 200
+    saved = client.post("/admin/settings/cloud", data=form_of(page, "/admin/settings/cloud", **CALDAV,
+                                                              current_password=ADMIN_PASSWORD))
+    assert saved.status_code == 200 and 'id="f-cloud-current_password"' not in saved.text
+    assert "caldav" in (data_dir / "settings.toml").read_text()
+
+
+def test_a_session_remembers_when_its_password_was_last_checked(tmp_path: Path) -> None:
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=PARIS)
+    with Store.open(tmp_path / "box.db") as store:
+        member = staff.create_staff(store, username="alice", role="admin", password_hash="x", at=at)
+        staff.open_session(store, token_hash="h", staff_id=member, csrf_token="c", at=at, expires_at=at + timedelta(hours=12))
+        assert staff.session_for(store, "h", now=at).password_checked_at == at  # type: ignore[union-attr]
+        staff.mark_password_checked(store, "h", at=at + timedelta(minutes=20))
+        session = staff.session_for(store, "h", now=at + timedelta(minutes=21))
+        assert session is not None and session.password_checked_at == at + timedelta(minutes=20)
+        assert session.created_at == at
+        assert (5, "reauth") in store.applied_migrations()
+
+
+def test_sessions_open_before_the_upgrade_count_their_login_as_the_last_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.store import db as store_db
+
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=PARIS)
+    shipped = store_db.bundled_migrations()
+    monkeypatch.setattr(store_db, "bundled_migrations", lambda: [m for m in shipped if m.version < 5])
+    with Store.open(tmp_path / "box.db") as store, store.transaction() as tx:  # a box of the version before
+        tx.execute("INSERT INTO staff (username, role, password_hash, created_at) VALUES ('alice', 'admin', 'x', ?)",
+                   ("2026-11-24T08:00:00Z",))
+        tx.execute("INSERT INTO web_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at)"
+                   " VALUES ('h', 1, 'c', '2026-11-24T08:00:00Z', '2026-11-24T08:30:00Z', '2026-11-24T20:00:00Z')")
+    monkeypatch.setattr(store_db, "bundled_migrations", lambda: shipped)
+    with Store.open(tmp_path / "box.db") as store:
+        session = staff.session_for(store, "h", now=at)
+    assert session is not None and session.password_checked_at == at  # 08:00Z is 09:00 in Paris
 
 
 # --- Privacy of the logs ------------------------------------------------------------
@@ -440,6 +601,41 @@ def test_the_language_follows_the_browser(client: TestClient) -> None:
     assert "Erste Inbetriebnahme" in client.get("/setup", headers={"accept-language": "de-DE,de;q=0.9"}).text
     assert "First start" in client.get("/setup", headers={"accept-language": "en-GB,en;q=0.8,fr;q=0.5"}).text
     assert "Première mise en service" in client.get("/setup", headers={"accept-language": "it"}).text
+
+
+def test_the_language_chosen_on_the_login_page_wins_over_the_browser(client: TestClient, data_dir: Path) -> None:
+    set_up_admin(client, data_dir)
+    client.cookies.clear()
+    german_browser = {"accept-language": "de-DE,de;q=0.9"}
+    login = client.get("/login?next=/calls", headers=german_browser).text
+    assert '<html lang="de">' in login and 'action="/language"' in login
+    assert re.search(r'<button type="submit" name="lang" value="en" lang="en" class="link">English</button>', login)
+
+    chosen = client.post("/language", data={"csrf": csrf_of(login), "lang": "en", "next": "/login?next=/calls"},
+                         headers=german_browser, follow_redirects=False)
+
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/login?next=/calls"
+    [cookie] = [c for c in chosen.headers.get_list("set-cookie") if c.startswith("box_lang=")]
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert cookie.startswith("box_lang=en;") and {"secure", "samesite=strict", "path=/"} <= flags
+    again = client.get("/login", headers=german_browser).text
+    assert '<html lang="en">' in again and "Log in" in again
+    assert log_in(client, "alice", ADMIN_PASSWORD).status_code == 303
+    assert '<html lang="en">' in client.get("/", headers=german_browser).text, "and it stays once signed in"
+
+
+def test_the_language_chooser_needs_its_token_and_brings_back_to_a_page(client: TestClient, data_dir: Path) -> None:
+    set_up_admin(client, data_dir)
+    token = csrf_of(client.get("/").text)
+    assert client.post("/language", data={"lang": "de"}).status_code == 403
+    assert "box_lang" not in client.cookies
+    unknown = client.post("/language", data={"csrf": token, "lang": "it"}, headers={"accept": "text/html"})
+    assert unknown.status_code == 400 and "Cette langue n'est pas proposée" in html.unescape(unknown.text)
+    for after, back in [("/admin/settings/retention", "/admin/settings"), ("/inbox/3/handled", "/inbox"),
+                        ("/calls?page=2", "/calls?page=2"), ("//elsewhere.example/", "/"), ("https://evil.example", "/")]:
+        answer = client.post("/language", data={"csrf": token, "lang": "de", "next": after}, follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, back), after
+    assert "Einstellungen" in client.get("/admin/settings").text
 
 
 # --- HTTPS --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -133,7 +134,7 @@ def save(client: TestClient, section: str, **changes: str | list[str]):  # type:
 def error_next_to(page: str, field_id: str) -> str:
     match = re.search(rf'<p id="e-{re.escape(field_id)}" class="error">([^<]*)</p>', page)
     assert match, f"no error next to {field_id}"
-    return match[1].replace("&#39;", "'")
+    return html.unescape(match[1])
 
 
 SAVED = "Enregistré ; le boîtier le prendra à son prochain démarrage"
@@ -209,21 +210,280 @@ def test_a_wrong_value_is_explained_next_to_its_field_and_nothing_is_written(cli
 
     refused = save(client, "retention", messages_days="0", calls_days="400")
     assert refused.status_code == 400
-    assert "retention.messages_days must be a whole number of days" in error_next_to(refused.text, "retention-messages_days")
+    assert error_next_to(refused.text, "retention-messages_days") == "Écrivez un nombre entier de 1 à 3650."
     assert 'value="400"' in refused.text, "what was typed is shown again"
 
     assert error_next_to(save(client, "answering", preset="custom", rings="beaucoup").text,
-                         "answering-rings") == "Écrivez un nombre entier."
-    assert "ends before it starts" in error_next_to(save(client, "hours", monday="12:30-08:30").text, "hours-monday")
-    assert "duration_min must be 5-240" in error_next_to(save(client, "reasons", r1_duration_min="0").text, "r1_duration_min")
+                         "answering-rings") == "Écrivez un nombre entier, en chiffres."
+    assert error_next_to(save(client, "hours", monday="12:30-08:30").text, "hours-monday") == (
+        "« 12:30-08:30 » finit avant de commencer.")
+    assert error_next_to(save(client, "reasons", r1_duration_min="0").text, "r1_duration_min") == (
+        "Écrivez un nombre entier de 5 à 240.")
     assert "Ligne 2" in error_next_to(save(client, "closures", closures="01/05/2026\nbientôt").text, "closures-closures")
     bad_url = save(client, "cloud", adapter="fhir", fhir_base_url="ftp://x", fhir_p_martin="Practitioner/1",
-                   fhir_token="tok-Secret-42")
-    assert "fhir.base_url" in error_next_to(bad_url.text, "cloud-fhir_base_url")
+                   fhir_p_bernard="Practitioner/2", fhir_token="tok-Secret-42")
+    assert error_next_to(bad_url.text, "cloud-fhir_base_url").startswith("Écrivez l'adresse complète du serveur")
     assert "tok-Secret-42" not in bad_url.text, "a secret is never sent back, even with a mistake"
 
     assert {name: (data_dir / name).read_bytes() for name in files} == files
     assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == [], "no temporary file left"
+
+
+# --- Nonsense in every field, in every language --------------------------------------------
+
+FHIR = {"adapter": "fhir", "fhir_base_url": "https://fhir.example/r4",
+        "fhir_p_martin": "Practitioner/1", "fhir_p_bernard": "Practitioner/2"}
+CALDAV = {"adapter": "caldav", "caldav_base_url": "https://dav.example/dav/", "caldav_username": "cabinet",
+          "caldav_password": "s3cret-Pa55", "caldav_c_martin": "martin/", "caldav_c_bernard": "bernard/"}
+EMPTY_WEEK = {day: "" for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
+SIGNS = ("invalid.signs", {"signs": "< >"})
+
+# (section, id of the field the refusal stands next to, what is typed, locale key, its values).
+NONSENSE: list[tuple[str, str, dict, str, dict]] = [
+    ("practice", "practice-name", {"name": ""}, "invalid.required", {}),
+    ("practice", "practice-name", {"name": "<script>alert(1)</script>"}, *SIGNS),
+    ("practice", "practice-name", {"name": "Cabinet\u200bdes Tilleuls"}, "invalid.invisible", {}),
+    ("practice", "practice-address", {"address": "x" * 5000}, "invalid.too_long", {"max": 300, "length": 5000}),
+    ("practice", "practice-phone", {"phone": "appelez-nous"}, "invalid.phone", {"low": 6}),
+    ("practice", "practice-phone", {"phone": "-1"}, "invalid.phone", {"low": 6}),
+    ("practice", "practice-emergency_number", {"emergency_number": "quinze"}, "invalid.phone", {"low": 2}),
+    ("practice", "practice-data_notice", {"data_notice": ""}, "invalid.required", {}),
+    ("practice", "practice-data_notice", {"data_notice": "Vos données {name}"}, "invalid.signs", {"signs": "{ }"}),
+    ("hours", "hours-monday", {"monday": "25:00-26:00"}, "invalid.clock", {"text": "25:00"}),
+    ("hours", "hours-tuesday", {"tuesday": "08:00-12:00, 11:00-13:00"}, "invalid.overlap",
+     {"a": "08:00-12:00", "b": "11:00-13:00"}),
+    ("hours", "hours-wednesday", {"wednesday": "12:00-08:00"}, "invalid.backwards", {"text": "12:00-08:00"}),
+    ("hours", "hours-thursday", {"thursday": "le matin"}, "invalid.period", {"text": "le matin"}),
+    ("hours", "hours-friday", {"friday": "-8:00-12:00"}, "invalid.clock", {"text": "-8:00"}),
+    ("hours", "hours-saturday", {"saturday": "<b>09:00-12:00</b>"}, "invalid.clock", {"text": "<b>09:00"}),
+    ("hours", "hours-form", EMPTY_WEEK, "invalid.no_hours", {}),
+    ("closures", "closures-closures", {"closures": "31/02/2026 Noël"}, "invalid.closure_date", {"n": 1, "date": "31/02/2026"}),
+    ("closures", "closures-closures", {"closures": "26/12/2026 – 24/12/2026 Noël"}, "invalid.closure_backwards", {"n": 1}),
+    ("closures", "closures-closures", {"closures": "01/05/2026\nbientôt"}, "settings.closure_unreadable",
+     {"n": 2, "line": "bientôt"}),
+    ("closures", "closures-closures", {"closures": "01/05/2026 <script>x</script>"}, "invalid.line", {"n": 1, "problem": SIGNS}),
+    ("closures", "closures-closures", {"closures": "01/05/2026\n" * 201}, "invalid.too_many_lines", {"max": 200}),
+    ("practitioners", "p0_display_name", {"p0_display_name": ""}, "invalid.required", {}),
+    ("practitioners", "p0_last_name", {"p0_last_name": "<img src=x onerror=alert(1)>"}, *SIGNS),
+    ("practitioners", "p0_aliases", {"p0_aliases": "docteur {x}"}, "invalid.signs", {"signs": "{ }"}),
+    ("practitioners", "p0_hours", {"p0_hours": "funday 08:00-12:00"}, "invalid.weekday",
+     {"day": "funday", "text": "funday 08:00-12:00"}),
+    ("practitioners", "p0_hours", {"p0_hours": "mon 25:00-26:00"}, "invalid.clock", {"text": "25:00"}),
+    ("practitioners", "p0_hours", {"p0_hours": "mon-fri 08:00-12:00\nmon 11:00-13:00"}, "invalid.range_overlap",
+     {"a": "mon-fri 08:00-12:00", "b": "mon 11:00-13:00"}),
+    ("practitioners", "p1_display_name", {"p1_remove": "1"}, "invalid.still_in_reason", {"reason": "une première consultation"}),
+    ("practitioners", "p2_display_name", {"p2_aliases": "docteur Le Goff"}, "invalid.required", {}),
+    ("practitioners", "practitioners-form", {"p0_id": "../../etc"}, "invalid.form_changed", {}),
+    ("reasons", "r0_duration_min", {"r0_duration_min": "vingt"}, "invalid.number", {}),
+    ("reasons", "r0_duration_min", {"r0_duration_min": "-5"}, "invalid.between", {"low": 5, "high": 240}),
+    ("reasons", "r1_duration_min", {"r1_duration_min": "9" * 40}, "invalid.between", {"low": 5, "high": 240}),
+    ("reasons", "r0_label", {"r0_label": ""}, "invalid.required", {}),
+    ("reasons", "r0_who", {"r0_who": "nobody"}, "invalid.choice", {}),
+    ("reasons", "r0_keywords", {"r0_keywords": "grippe, <script>"}, *SIGNS),
+    ("reasons", "reasons-form", {f"r{i}_remove": "1" for i in range(5)}, "invalid.no_reason", {}),
+    ("rules", "rules-min_notice_min", {"min_notice_min": "-1"}, "invalid.between", {"low": 0, "high": 10080}),
+    ("rules", "rules-horizon_days", {"horizon_days": "soixante"}, "invalid.number", {}),
+    ("rules", "rules-slot_step_min", {"slot_step_min": "1000"}, "invalid.between", {"low": 5, "high": 60}),
+    ("rules", "rules-kept_for_staff", {"kept_for_staff": "xyz 08:00-09:00"}, "invalid.weekday",
+     {"day": "xyz", "text": "xyz 08:00-09:00"}),
+    ("rules", "rules-kept_for_staff", {"kept_for_staff": "mon 08:00"}, "invalid.period", {"text": "08:00"}),
+    ("answering", "answering-rings", {"preset": "custom", "rings": "beaucoup"}, "invalid.number", {}),
+    ("answering", "answering-rings", {"rings": "0"}, "invalid.between", {"low": 1, "high": 15}),
+    ("answering", "answering-rings", {"rings": "-3"}, "invalid.between", {"low": 1, "high": 15}),
+    ("answering", "answering-hours", {"hours": "mon-fri 25:00-26:00"}, "invalid.clock", {"text": "25:00"}),
+    ("answering", "answering-hours", {"hours": "someday 08:00-09:00"}, "invalid.weekday",
+     {"day": "someday", "text": "someday 08:00-09:00"}),
+    ("answering", "answering-preset", {"preset": "nope"}, "invalid.choice", {}),
+    ("answering", "answering-during_hours", {"preset": "custom", "during_hours": "sometimes"}, "invalid.choice", {}),
+    ("retention", "retention-messages_days", {"messages_days": "0"}, "invalid.between", {"low": 1, "high": 3650}),
+    ("retention", "retention-calls_days", {"calls_days": "-1"}, "invalid.between", {"low": 1, "high": 3650}),
+    ("retention", "retention-outbox_days", {"outbox_days": "trente"}, "invalid.number", {}),
+    ("retention", "retention-appointments_days", {"appointments_days": "999999"}, "invalid.between", {"low": 1, "high": 3650}),
+    ("retention", "retention-transcripts_days", {"transcripts_days": "400"}, "invalid.transcripts_longer", {"days": 365}),
+    ("cloud", "cloud-adapter", {"adapter": "ftp"}, "invalid.choice", {}),
+    ("cloud", "cloud-fhir_base_url", FHIR | {"fhir_base_url": "ftp://x"}, "invalid.url", {}),
+    ("cloud", "cloud-fhir_base_url", FHIR | {"fhir_base_url": ""}, "invalid.required", {}),
+    ("cloud", "cloud-fhir_base_url", FHIR | {"fhir_base_url": "javascript:alert(1)"}, "invalid.url", {}),
+    ("cloud", "cloud-fhir_base_url", FHIR | {"fhir_base_url": "https://fhir.example/r4?x=1"}, "invalid.url_plain", {}),
+    ("cloud", "cloud-fhir_p_martin", FHIR | {"fhir_p_martin": "Doctor/1"}, "invalid.fhir_reference", {}),
+    ("cloud", "cloud-fhir_p_martin", FHIR | {"fhir_p_martin": ""}, "invalid.cloud_missing", {}),
+    ("cloud", "cloud-fhir_p_bernard", FHIR | {"fhir_p_bernard": "Practitioner/1"}, "invalid.cloud_twice", {}),
+    ("cloud", "cloud-fhir_token", FHIR | {"fhir_token": "<script>alert(1)</script>"}, "invalid.token", {}),
+    ("cloud", "cloud-caldav_base_url", CALDAV | {"caldav_base_url": "dav.example"}, "invalid.url", {}),
+    ("cloud", "cloud-caldav_username", CALDAV | {"caldav_username": ""}, "invalid.required", {}),
+    ("cloud", "cloud-caldav_c_martin", CALDAV | {"caldav_c_martin": "https://elsewhere.example/cal/"},
+     "invalid.calendar_server", {}),
+    ("cloud", "cloud-caldav_c_martin", CALDAV | {"caldav_c_martin": "mar tin/"}, "invalid.calendar", {}),
+    ("cloud", "cloud-caldav_password", CALDAV | {"caldav_password": ""}, "invalid.password_needed", {}),
+    ("cloud", "cloud-fhir_token", CALDAV | {"fhir_token": "tok-for-fhir"}, "invalid.secret_unused", {}),
+]
+
+
+def said(lang: str, key: str, values: dict) -> str:
+    """A locale's sentence with its values (a value may itself be a sentence: ``(key, values)``)."""
+    text = load_locales()[lang][key]
+    return text.format(**{k: said(lang, *v) if isinstance(v, tuple) else v for k, v in values.items()})
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_nonsense_in_any_field_is_refused_next_to_it_in_the_pages_language_and_nothing_is_saved(
+    client: TestClient, data_dir: Path, lang: str
+) -> None:
+    save(client, "retention", messages_days="60")
+    save(client, "hours", saturday="09:00-12:30")
+    files = {name: (data_dir / name).read_bytes() for name in ("settings.toml", "practice.toml")}
+    client.cookies.set("box_lang", lang)
+    page = client.get("/admin/settings").text
+    assert f'<html lang="{lang}">' in page
+    technical = {said(lang, "settings.technical", {"detail": ""}).strip()}
+
+    for section, field_id, typed, key, values in NONSENSE:
+        answer = client.post(f"/admin/settings/{section}", data=form_of(page, f"/admin/settings/{section}", **typed))
+        where = f"{section} {typed!r:.60}"
+        assert answer.status_code == 400, where
+        assert error_next_to(answer.text, field_id) == said(lang, key, values), where
+        assert not any(line in answer.text for line in technical), f"{where}: left to the box's own check"
+        assert "<script>" not in answer.text and "<img src=x" not in answer.text, f"{where}: markup sent back as is"
+
+    assert {name: (data_dir / name).read_bytes() for name in files} == files
+    assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == [], "no temporary file left"
+
+
+def test_what_the_box_still_refuses_names_the_field_with_the_technical_detail_below(
+    client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The box's own checks stay the last line of defence: should the page's checks
+    ever let through what the box refuses (here: the page believes in longer
+    periods than the box), the field is named in the staff's language and the
+    box's sentence comes only as a technical detail."""
+    from appliance.web import settings_forms
+
+    monkeypatch.setattr(settings_forms, "RETENTION_DAYS", (1, 99999))
+    client.cookies.set("box_lang", "de")
+
+    refused = save(client, "retention", messages_days="5000")
+
+    assert refused.status_code == 400
+    assert error_next_to(refused.text, "retention-messages_days") == (
+        "Die Box akzeptiert „Nachrichten“ zusammen mit den übrigen Einstellungen nicht:"
+        " prüfen Sie dieses Feld und die davon abhängigen.")
+    detail = re.search(r'id="e-retention-messages_days" class="error">[^<]*</p>\s*<p class="error-detail">([^<]*)<', refused.text)
+    assert detail and html.unescape(detail[1]).startswith("Technisches Detail: retention.messages_days must be")
+    assert not (data_dir / "settings.toml").exists()
+
+
+def test_a_rule_between_settings_the_page_cannot_fix_is_shown_above_the_section(data_dir: Path) -> None:
+    """The installer's file maps only one practitioner in the cloud agenda: every change
+    of the practice is refused, said in the staff's language, with the box's words below."""
+    box = data_dir / "box.toml"
+    box.write_text('[sync]\nadapter = "fhir"\n[sync.fhir]\nbase_url = "https://fhir.example/r4"\n'
+                   'practitioners = { martin = "Practitioner/1" }\n')
+    app = create_app(load_config(box, data_dir=data_dir), config_path=box)
+    with TestClient(app, base_url="https://testserver") as client:
+        set_up_admin(client, data_dir)
+        refused = save(client, "practice", name="Cabinet du Parc")
+    assert refused.status_code == 400
+    assert error_next_to(refused.text, "practice-form") == "Le boîtier n'accepte pas ces réglages tels quels : vérifiez-les."
+    assert "Détail technique : sync.fhir.practitioners has no entry for &#39;bernard&#39;" in refused.text
+    assert not (data_dir / "practice.toml").exists()
+
+
+def test_a_field_refused_twice_keeps_what_was_typed_and_escapes_markup(client: TestClient) -> None:
+    answer = save(client, "practice", name="<script>alert(1)</script>", address="12 rue <b>Neuve</b>")
+    assert answer.status_code == 400
+    assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in answer.text
+    assert "&lt;b&gt;Neuve&lt;/b&gt;" in answer.text
+    assert "<script>alert" not in answer.text and "<b>Neuve" not in answer.text
+
+
+def test_staff_may_write_days_and_times_their_own_way(client: TestClient, data_dir: Path) -> None:
+    save(client, "answering", preset="custom", during_hours="now", outside_hours="never",
+         hours="lun-ven 8h30-12h30, 14h-19h\nsamedi 09:00-12:00")
+    assert load_config(None, data_dir=data_dir).answering.hours == (
+        "mon-fri 08:30-12:30", "mon-fri 14:00-19:00", "sat 09:00-12:00")
+    save(client, "hours", monday="14h-19h, 8h30-12h30")
+    practice = resolve_practice(load_config(None, data_dir=data_dir).practice)
+    assert [f"{p.start:%H:%M}-{p.end:%H:%M}" for p in practice.hours if p.weekday == 0] == ["08:30-12:30", "14:00-19:00"]
+
+
+# --- Taking a saved setting out ---------------------------------------------------------------
+
+
+def test_an_emptied_optional_field_brings_back_the_installers_value(data_dir: Path) -> None:
+    box = data_dir / "box.toml"
+    box.write_text("[retention]\nmessages_days = 45\n[answering]\nrings = 6\n")
+    app = create_app(load_config(box, data_dir=data_dir), config_path=box)
+    with TestClient(app, base_url="https://testserver") as client:
+        set_up_admin(client, data_dir)
+        save(client, "retention", messages_days="60")
+        save(client, "answering", preset="rings", rings="3")
+        assert (load_config(box, data_dir=data_dir).retention.messages_days,
+                load_config(box, data_dir=data_dir).answering.rings) == (60, 3)
+
+        page = save(client, "retention", messages_days="").text
+        save(client, "answering", preset="rings", rings="")
+        save(client, "practice", emergency_number="")
+        save(client, "rules", slot_step_min="")
+
+    overlay = tomllib.loads((data_dir / "settings.toml").read_text())
+    assert "messages_days" not in overlay["retention"] and "rings" not in overlay["answering"]
+    config = load_config(box, data_dir=data_dir)
+    assert (config.retention.messages_days, config.answering.rings) == (45, 6)
+    practice = resolve_practice(config.practice)
+    assert (practice.emergency_number, practice.rules.slot_step_min) == ("15", 10)
+    assert 'id="f-retention-messages_days" name="messages_days" type="text" value="45"' in page, "what applies is shown"
+
+
+def test_a_saved_token_is_never_shown_and_can_be_removed(client: TestClient, data_dir: Path) -> None:
+    token = "tok-Secret-42.abc"
+    saved = save(client, "cloud", **FHIR, fhir_token=token)
+    assert saved.status_code == 200
+    assert load_config(None, data_dir=data_dir).sync.fhir.bearer_token == token  # type: ignore[union-attr]
+    page = client.get("/admin/settings").text
+    assert "Un secret est enregistré" in page and 'name="fhir_token_remove"' in page
+    assert token not in saved.text and token not in page
+    assert token not in save(client, "cloud", **FHIR | {"fhir_p_martin": "nope/1"}).text, "nor with a mistake"
+
+    both = save(client, "cloud", **FHIR, fhir_token="another-token", fhir_token_remove="1")
+    assert error_next_to(both.text, "cloud-fhir_token") == "Tapez un nouveau secret ou cochez « Supprimer », pas les deux."
+
+    removed = save(client, "cloud", **FHIR, fhir_token_remove="1")
+    assert removed.status_code == 200
+    assert load_config(None, data_dir=data_dir).sync.fhir.bearer_token is None  # type: ignore[union-attr]
+    assert "bearer_token" not in (data_dir / "settings.toml").read_text()
+    assert 'name="fhir_token_remove"' not in removed.text and "Facultatif." in removed.text
+
+
+def test_a_caldav_password_is_removed_only_when_nothing_needs_it(client: TestClient, data_dir: Path) -> None:
+    save(client, "cloud", **CALDAV)
+    needed = save(client, "cloud", **CALDAV | {"caldav_password": ""}, caldav_password_remove="1")
+    assert error_next_to(needed.text, "cloud-caldav_password") == "Un mot de passe est nécessaire pour l'agenda CalDAV."
+    assert load_config(None, data_dir=data_dir).sync.caldav.read_password() == "s3cret-Pa55"  # type: ignore[union-attr]
+
+    # No cloud agenda any more: the password can go, and the CalDAV settings with it
+    # (the box keeps no CalDAV connection without its password).
+    assert save(client, "cloud", adapter="none", caldav_password_remove="1").status_code == 200
+    overlay = tomllib.loads((data_dir / "settings.toml").read_text())
+    assert overlay["sync"] == {"adapter": "none"}
+    assert load_config(None, data_dir=data_dir).sync.caldav is None
+    assert "s3cret-Pa55" not in client.get("/admin/settings").text
+
+
+def test_removing_the_pages_token_brings_back_the_installers(data_dir: Path) -> None:
+    box = data_dir / "box.toml"
+    box.write_text('[sync]\nadapter = "fhir"\n[sync.fhir]\nbase_url = "https://fhir.example/r4"\n'
+                   'practitioners = { martin = "Practitioner/1", bernard = "Practitioner/2" }\n'
+                   'bearer_token = "installer-token"\n')
+    app = create_app(load_config(box, data_dir=data_dir), config_path=box)
+    with TestClient(app, base_url="https://testserver") as client:
+        set_up_admin(client, data_dir)
+        first = html.unescape(client.get("/admin/settings").text)
+        assert "Un secret est fixé à l'installation" in first and 'name="fhir_token_remove"' not in first
+        save(client, "cloud", **FHIR, fhir_token="page-token")
+        assert load_config(box, data_dir=data_dir).sync.fhir.bearer_token == "page-token"  # type: ignore[union-attr]
+        page = html.unescape(save(client, "cloud", **FHIR, fhir_token_remove="1").text)
+    assert load_config(box, data_dir=data_dir).sync.fhir.bearer_token == "installer-token"  # type: ignore[union-attr]
+    assert "installer-token" not in page and "page-token" not in page and "Un secret est fixé à l'installation" in page
 
 
 def test_a_secretary_is_refused_the_settings(client: TestClient, data_dir: Path) -> None:
@@ -243,10 +503,30 @@ def test_test_connection_tries_the_typed_values_without_saving_them(client: Test
         page, "/admin/settings/cloud", adapter="fhir", fhir_base_url=f"http://127.0.0.1:{port}/fhir",
         fhir_p_martin="Practitioner/1", fhir_p_bernard="Practitioner/2"))
     assert answer.status_code == 200
-    assert re.search(rf"La connexion a échoué : cannot reach the cloud agenda at http://127.0.0.1:{port}/fhir", answer.text)
+    assert "La connexion a échoué : le serveur ne répond pas à cette adresse" in html.unescape(answer.text)
+    assert f"Détail technique : cannot reach the cloud agenda at http://127.0.0.1:{port}/fhir" in answer.text
     assert f"http://127.0.0.1:{port}/fhir" in answer.text, "the typed values stay in the form"
     assert not (data_dir / "settings.toml").exists()
     assert load_config(None, data_dir=data_dir).sync.adapter == "none"
+
+
+def test_a_refused_password_is_said_in_the_pages_language_by_a_real_caldav_server(
+    client: TestClient, caldav_server  # type: ignore[no-untyped-def]
+) -> None:
+    martin, bernard = caldav_server.make_calendar(), caldav_server.make_calendar()
+    client.cookies.set("box_lang", "en")
+    page = client.get("/admin/settings").text
+    typed = CALDAV | {"caldav_base_url": caldav_server.url, "caldav_username": caldav_server.username,
+                      "caldav_c_martin": martin, "caldav_c_bernard": bernard}
+
+    wrong = client.post("/admin/settings/cloud/check",
+                        data=form_of(page, "/admin/settings/cloud", **typed | {"caldav_password": "not-the-password"}))
+    right = client.post("/admin/settings/cloud/check",
+                        data=form_of(page, "/admin/settings/cloud", **typed | {"caldav_password": caldav_server.password}))
+
+    assert "The connection failed: the user name, password or token was refused." in html.unescape(wrong.text)
+    assert "Technical detail: " in wrong.text and "not-the-password" not in wrong.text
+    assert 'class="notice ok"' in right.text and caldav_server.password not in right.text
 
 
 # --- With the core, and without -----------------------------------------------------------
@@ -287,10 +567,16 @@ def test_without_a_core_the_test_call_page_says_so(client: TestClient) -> None:
 
 def test_every_text_the_new_pages_use_exists_in_every_language() -> None:
     locales = load_locales()
+    web = REPO / "appliance" / "web"
     used: set[str] = set()
-    for name in ("settings_page.py", "settings_forms.py", "test_call.py"):
-        used |= set(re.findall(r"""t\(\s*["']((?:settings|test_call)\.[a-z_]+)["']""", (REPO / "appliance" / "web" / name).read_text()))
-    assert len(used) > 10
+    for name in ("settings_page.py", "settings_forms.py", "test_call.py", "account.py"):
+        used |= set(re.findall(r"""t\(\s*["']((?:settings|test_call|invalid|reauth)\.[a-z_]+)["']""", (web / name).read_text()))
+    used |= {f"invalid.{key}" for key in re.findall(r"""Invalid\(\s*["']([a-z_]+)["']""", (web / "field_checks.py").read_text())}
+    assert len(used) > 40
+    groups = ("settings.", "test_call.", "weekday.", "language.", "preset.", "mode.", "adapter.", "invalid.", "cloud_why.", "reauth.")
     for lang in LANGUAGES:
         assert not [key for key in used if key not in locales[lang]], lang
-        assert all(key in locales[lang] for key in locales["fr"] if key.startswith(("settings.", "test_call.", "weekday.", "language.", "preset.", "mode.", "adapter.")))
+        assert all(key in locales[lang] for key in locales["fr"] if key.startswith(groups))
+    # Translated, not French left in place: every refusal differs from its French sentence.
+    for key in (k for k in locales["fr"] if k.startswith(("invalid.", "cloud_why.", "reauth."))):
+        assert len({locales[lang][key] for lang in LANGUAGES}) == 3, key

@@ -51,6 +51,8 @@ class WebSession:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+    password_checked_at: datetime
+    """The last time this session's person typed their password (login, or again for a sensitive action)."""
 
 
 def _member_from(row: Row) -> StaffMember:
@@ -205,9 +207,9 @@ def open_session(
     require_aware("at", at)
     with writing(db) as tx:
         tx.execute(
-            "INSERT INTO web_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (token_hash, staff_id, csrf_token, utc_text(at), utc_text(at), utc_text(expires_at)),
+            "INSERT INTO web_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at, expires_at,"
+            " password_checked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token_hash, staff_id, csrf_token, utc_text(at), utc_text(at), utc_text(expires_at), utc_text(at)),
         )
 
 
@@ -217,6 +219,7 @@ def session_for(db: Db, token_hash: str, *, now: datetime) -> WebSession | None:
     with reading(db) as tx:
         row = tx.one(
             "SELECT s.token_hash, s.csrf_token, s.created_at AS s_created, s.last_seen_at, s.expires_at,"
+            " coalesce(s.password_checked_at, s.created_at) AS password_checked_at,"  # NULL: opened before 0005
             " m.id, m.username, m.role, m.created_at, m.disabled_at"
             " FROM web_sessions s JOIN staff m ON m.id = s.staff_id"
             " WHERE s.token_hash = ? AND s.expires_at > ? AND m.disabled_at IS NULL",
@@ -231,6 +234,7 @@ def session_for(db: Db, token_hash: str, *, now: datetime) -> WebSession | None:
         created_at=from_utc_text(row["s_created"]),
         last_seen_at=from_utc_text(row["last_seen_at"]),
         expires_at=from_utc_text(row["expires_at"]),
+        password_checked_at=from_utc_text(row["password_checked_at"]),
     )
 
 
@@ -240,6 +244,13 @@ def touch_session(db: Db, token_hash: str, *, at: datetime, expires_at: datetime
             "UPDATE web_sessions SET last_seen_at = ?, expires_at = ? WHERE token_hash = ?",
             (utc_text(at), utc_text(expires_at), token_hash),
         )
+
+
+def mark_password_checked(db: Db, token_hash: str, *, at: datetime) -> None:
+    """The session's person just typed their password again."""
+    require_aware("at", at)
+    with writing(db) as tx:
+        tx.execute("UPDATE web_sessions SET password_checked_at = ? WHERE token_hash = ?", (utc_text(at), token_hash))
 
 
 def close_session(db: Db, token_hash: str) -> None:

@@ -1,13 +1,26 @@
-"""Signing in and out, and the first-boot setup of the first administrator."""
+"""Signing in and out, the first-boot setup of the first administrator, the
+password typed again before a sensitive action, and the page's language."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match, Route
 
 from appliance.store import staff
 from appliance.web import auth
 from appliance.web.context import ctx_of, refusal, set_cookie
+from appliance.web.render import LANGUAGE_COOKIE, LANGUAGES
+
+_LOGGER = logging.getLogger(__name__)
+
+REAUTH_FIELD: Final = "current_password"
+"""The field of a sensitive form where the signed-in person types their password again."""
+_LANGUAGE_KEPT_S: Final = 365 * 24 * 3600  # a preference: kept a year, unlike the session
 
 
 def _address(request: Request) -> str:
@@ -84,6 +97,57 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
+
+
+async def confirm_password(request: Request, form: Mapping[str, Any]) -> str | None:
+    """None when the signed-in person may take a sensitive action now; else what to
+    say next to the form's password field.
+
+    A password checked less than ``auth.REAUTH_AFTER`` ago (at login, or here)
+    is enough; past that the form must carry it again in ``REAUTH_FIELD``."""
+    ctx = ctx_of(request)
+    session = request.state.session
+    now = ctx.clock.now()
+    if session is None or not auth.needs_reauth(session, now):
+        return None
+    t = request.state.t
+    password = form.get(REAUTH_FIELD)
+    if not isinstance(password, str) or not password:
+        return t("reauth.needed")
+    outcome = await auth.confirm_password(
+        ctx.db, ctx.passwords, session, password=password, address=_address(request), now=now
+    )
+    if outcome.locked_minutes is not None:
+        return t("errors.too_many", minutes=outcome.locked_minutes)
+    if outcome.member is None:
+        return t("reauth.wrong")
+    _LOGGER.info("staff member %d typed their password again for a sensitive action", session.member.id)
+    request.state.reauth_due = False
+    return None
+
+
+async def set_language(request: Request) -> Response:
+    """The language chooser: a cookie that wins over the browser's languages, then back to the page."""
+    form = await request.form()
+    lang = form.get("lang")
+    if not isinstance(lang, str) or lang not in LANGUAGES:
+        return refusal(request, 400, "errors.language_unknown")
+    response = RedirectResponse(_page_at(request, _safe_next(form.get("next"))), status_code=303)
+    # Not HttpOnly: a preference, not a secret; Secure and SameSite=Strict like the session's.
+    set_cookie(response, LANGUAGE_COOKIE, lang, max_age=_LANGUAGE_KEPT_S, httponly=False)
+    return response
+
+
+def _page_at(request: Request, target: str) -> str:
+    """``target`` if it is a page (the chooser can sit on the answer to a form), else its
+    nearest parent that is one: ``/admin/settings/retention`` → ``/admin/settings``."""
+    path, _, query = target.partition("?")
+    while path:
+        scope = {"type": "http", "path": path, "method": "GET"}
+        if any(isinstance(r, Route) and r.matches(scope)[0] == Match.FULL for r in request.app.routes):
+            return path + (f"?{query}" if query and path == target.partition("?")[0] else "")
+        path = path.rpartition("/")[0]
+    return "/"
 
 
 async def setup_page(request: Request) -> Response:

@@ -1,7 +1,10 @@
 """Administrator pages: staff accounts, and the patients' data (export, erasure, backup).
 
 Only reached through ``/admin/...`` routes, which the app's guard opens to
-administrators alone; these handlers do not check the role again.
+administrators alone; these handlers do not check the role again. Creating,
+disabling, enabling an account or setting its password, erasing a patient's
+data and downloading a backup also want the password typed within the last few
+minutes (``account.confirm_password``): the form carries it when it is due.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from appliance.errors import StoreError
 from appliance.store import outbox, retention, staff
 from appliance.web import auth
+from appliance.web.account import REAUTH_FIELD, confirm_password
 from appliance.web.context import ctx_of
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ async def staff_create(request: Request) -> Response:
         errors["role"] = t("errors.role_invalid")
     if problem := auth.password_problem(password, confirm):
         errors["password"] = t(problem)
+    if problem := await confirm_password(request, form):
+        errors[REAUTH_FIELD] = problem
     if not errors:
         password_hash = await ctx.passwords.hash(password)
         try:
@@ -93,7 +99,7 @@ async def staff_create(request: Request) -> Response:
                 raise
             errors["username"] = t("errors.username_taken")
     if errors:
-        return _staff_view(request, status_code=400, values=values, errors=errors)
+        return _staff_view(request, status_code=_status(errors), values=values, errors=errors)
     _LOGGER.info("staff account created (%s) by staff member %d", values["role"], request.state.user.id)
     return RedirectResponse("/admin/staff?notice=created", status_code=303)
 
@@ -105,11 +111,26 @@ def _member(request: Request) -> staff.StaffMember:
     return member
 
 
+def _status(errors: dict[str, str]) -> int:
+    """401 when only the password typed again is missing or wrong, else 400 (a field is wrong)."""
+    return 401 if set(errors) == {REAUTH_FIELD} else 400
+
+
+async def _unconfirmed(request: Request, member: staff.StaffMember) -> Response | None:
+    """The staff page with the password asked next to ``member``'s buttons, or None when confirmed."""
+    if problem := await confirm_password(request, await request.form()):
+        # Keyed apart from the password form's own field: the page shows it by the button that asked.
+        return _staff_view(request, status_code=401, member_errors={member.id: {"reauth_state": problem}})
+    return None
+
+
 async def staff_disable(request: Request) -> Response:
     ctx = ctx_of(request)
     member = _member(request)
     if member.id == request.state.user.id:
         return _staff_view(request, status_code=400, member_errors={member.id: {"state": request.state.t("errors.disable_self")}})
+    if refused := await _unconfirmed(request, member):
+        return refused
     try:
         staff.disable_staff(ctx.db, member.id, at=ctx.clock.now())
     except StoreError as err:
@@ -122,6 +143,8 @@ async def staff_disable(request: Request) -> Response:
 
 async def staff_enable(request: Request) -> Response:
     member = _member(request)
+    if refused := await _unconfirmed(request, member):
+        return refused
     staff.enable_staff(ctx_of(request).db, member.id)
     return RedirectResponse("/admin/staff?notice=enabled", status_code=303)
 
@@ -130,8 +153,13 @@ async def staff_password(request: Request) -> Response:
     ctx = ctx_of(request)
     member = _member(request)
     form = await request.form()
+    errors: dict[str, str] = {}
     if problem := auth.password_problem(str(form.get("password", "")), str(form.get("confirm", ""))):
-        return _staff_view(request, status_code=400, member_errors={member.id: {"password": request.state.t(problem)}})
+        errors["password"] = request.state.t(problem)
+    if problem := await confirm_password(request, form):
+        errors[REAUTH_FIELD] = problem
+    if errors:
+        return _staff_view(request, status_code=_status(errors), member_errors={member.id: errors})
     # Every session of that account ends: whoever knew the old password is out.
     staff.set_password(ctx.db, member.id, await ctx.passwords.hash(str(form["password"])))
     _LOGGER.info("password of staff account %d reset by staff member %d", member.id, request.state.user.id)
@@ -230,7 +258,12 @@ async def data_erase(request: Request) -> Response:
         counts = _counts(retention.export_patient(ctx.db, who))
         if not any(counts.values()):
             return _data_view(request, form="erase", values=values, notice=t("data.nothing_found"))
-        return ctx.renderer.page(request, "data_erase_confirm.html", active="data", values=values, counts=counts)
+        return ctx.renderer.page(request, "data_erase_confirm.html", active="data", values=values, counts=counts,
+                                 errors={})
+    if problem := await confirm_password(request, form):
+        counts = _counts(retention.export_patient(ctx.db, who))
+        return ctx.renderer.page(request, "data_erase_confirm.html", status_code=401, active="data", values=values,
+                                 counts=counts, errors={REAUTH_FIELD: problem})
     erased = retention.erase_patient(ctx.db, who, now=ctx.clock.now())
     _LOGGER.info(
         "patient data erased by staff member %d: %d appointments (%d cancelled), %d messages, %d calls",
@@ -243,6 +276,8 @@ async def data_erase(request: Request) -> Response:
 
 async def data_backup(request: Request) -> Response:
     ctx = ctx_of(request)
+    if problem := await confirm_password(request, await request.form()):
+        return _data_view(request, status_code=401, form="backup", errors={REAUTH_FIELD: problem})
     # Next to the database: same disk, and the box's own directory (mode 0600 by mkstemp).
     fd, name = tempfile.mkstemp(dir=ctx.config.data_dir, prefix=".backup-", suffix=".db")
     os.close(fd)

@@ -38,7 +38,7 @@ from appliance.store.settings import get_setting
 from appliance.store.staff import admin_exists
 from appliance.web import account, admin, auth, pages, settings_page, test_call
 from appliance.web.context import WebContext, ctx_of, refusal, set_cookie, wants_html
-from appliance.web.render import LANGUAGE_SETTING, Renderer, choose_language
+from appliance.web.render import LANGUAGE_COOKIE, LANGUAGE_SETTING, Renderer, choose_language
 from appliance.web.tls import ensure_certificate
 
 _LOGGER = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def routes() -> list[BaseRoute]:
         _route("/setup", account.setup_page, access="public"),
         _route("/setup", account.setup_submit, methods=["POST"], access="public"),
         _route("/logout", account.logout, methods=["POST"]),
+        _route("/language", account.set_language, methods=["POST"], access="public"),
         _route("/", pages.today),
         _route("/inbox", pages.inbox_page),
         _route("/inbox/{message_id:int}/handled", pages.mark_handled, methods=["POST"]),
@@ -104,6 +105,8 @@ def routes() -> list[BaseRoute]:
         _route("/test-call", test_call.test_call_page),
         _route("/test-call/start", test_call.start, methods=["POST"]),
         _route("/test-call/say", test_call.say, methods=["POST"]),
+        _route("/test-call/hearing", test_call.hearing, methods=["POST"]),
+        _route("/test-call/hear", test_call.hear, methods=["POST"]),
         _route("/test-call/end", test_call.end, methods=["POST"]),
         _route("/admin/settings", settings_page.settings_page, access="admin"),
         _route("/admin/settings/cloud/check", settings_page.cloud_check, methods=["POST"], access="admin"),
@@ -116,7 +119,7 @@ def routes() -> list[BaseRoute]:
         _route("/admin/data", admin.data_page, access="admin"),
         _route("/admin/data/export", admin.data_export, methods=["POST"], access="admin"),
         _route("/admin/data/erase", admin.data_erase, methods=["POST"], access="admin"),
-        _route("/admin/data/backup", admin.data_backup, access="admin"),
+        _route("/admin/data/backup", admin.data_backup, methods=["POST"], access="admin"),
         _route("/admin/sync/retry", admin.sync_retry, methods=["POST"], access="admin"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -135,11 +138,15 @@ def _guarded(handler: Handler, access: Access) -> Handler:
     async def endpoint(request: Request) -> Response:
         ctx = ctx_of(request)
         store = ctx.db
-        session = auth.resolve_session(store, request.cookies.get(auth.SESSION_COOKIE), ctx.clock.now())
+        now = ctx.clock.now()
+        session = auth.resolve_session(store, request.cookies.get(auth.SESSION_COOKIE), now)
         state = request.state
         state.session = session
         state.user = session.member if session else None
-        lang = choose_language(get_setting(store, LANGUAGE_SETTING), request.headers.get("accept-language"))
+        # Shown with the sensitive forms, so the password is typed with the action, not after a refusal.
+        state.reauth_due = session is not None and auth.needs_reauth(session, now)
+        lang = choose_language(get_setting(store, LANGUAGE_SETTING), request.headers.get("accept-language"),
+                               chosen=request.cookies.get(LANGUAGE_COOKIE))
         state.t = ctx.renderer.translator(lang)
         state.zone = queries.practice_tz(store)
         new_form_token: str | None = None

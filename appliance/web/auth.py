@@ -14,6 +14,11 @@
   Failures are recorded *before* the (slow) check, so parallel guesses count too.
 - The setup code (first administrator) is rate-limited the same way, under one
   shared name: at most five guesses per quarter hour from the whole network.
+- Sensitive actions (erasing a patient's data, a full backup, managing accounts,
+  the cloud agenda's credentials) want the password typed within the last
+  ``REAUTH_AFTER``: a browser left open at the front desk is not a free pass to
+  them. Typing it again is counted like a login attempt, so a stolen session
+  cannot be used to guess the password either.
 
 Secure cookies over plain http: Chromium and Firefox treat http://127.0.0.1 and
 http://localhost as secure origins and keep Secure cookies there, so the
@@ -58,6 +63,7 @@ CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 
 SESSION_IDLE: Final = timedelta(hours=12)  # a working day plus margin: one login per day
+REAUTH_AFTER: Final = timedelta(minutes=10)  # long enough for one task, short enough for a desk left unattended
 _TOUCH_EVERY: Final = timedelta(minutes=1)  # push the idle expiry back at most this often (one write)
 MIN_PASSWORD: Final = 10
 MAX_PASSWORD: Final = 256  # argon2 takes any length; a megabyte "password" is only a way to burn CPU
@@ -194,6 +200,30 @@ async def login(
         staff.set_password(store, member.id, await passwords.hash(password), end_sessions=False)
     _LOGGER.info("staff member %d (%s) logged in", member.id, member.role)
     return LoginOutcome(member=member)
+
+
+def needs_reauth(session: WebSession, now: datetime) -> bool:
+    """Whether a sensitive action must ask for the password again."""
+    return now - session.password_checked_at >= REAUTH_AFTER
+
+
+async def confirm_password(
+    store: Store, passwords: Passwords, session: WebSession, *, password: str, address: str, now: datetime
+) -> LoginOutcome:
+    """Check the signed-in person's password again; on success the session counts as freshly checked."""
+    name = session.member.username
+    locked = _locked(store, name, address, now)
+    if locked is not None:
+        _LOGGER.warning("password check refused: too many failures (from %s)", address)
+        return LoginOutcome(locked_minutes=minutes_of(locked))
+    staff.record_failure(store, username=name, address=address, at=now)
+    found = staff.credentials(store, name) if len(password) <= MAX_PASSWORD else None
+    if not await passwords.verify(found[1] if found else None, password[:MAX_PASSWORD]) or found is None:
+        _LOGGER.info("password check failed for staff member %d (from %s)", session.member.id, address)
+        return LoginOutcome()
+    staff.clear_failures(store, username=name)
+    staff.mark_password_checked(store, session.token_hash, at=now)
+    return LoginOutcome(member=found[0])
 
 
 # --- The setup code ---------------------------------------------------------------

@@ -94,6 +94,6 @@ def refusal(request: Request, status: int, reason: str) -> Response:
     )
 
 
-def set_cookie(response: Response, name: str, value: str, *, max_age: int | None) -> None:
+def set_cookie(response: Response, name: str, value: str, *, max_age: int | None, httponly: bool = True) -> None:
     # Secure even on http://127.0.0.1: browsers accept it there (see auth's docstring).
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=httponly, samesite="strict")

@@ -2,8 +2,9 @@
 
 Interface text lives in ``locales/<lang>.toml`` (French complete; German and
 English may lag: a missing key falls back to French, never to a blank). The
-language is the store's ``web.language`` setting when set, else the browser's
-``Accept-Language``, else French.
+language is the one the person chose on the page (a cookie, so it holds on the
+login page too), else the store's ``web.language`` setting (the box's default)
+when set, else the browser's ``Accept-Language``, else French.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from starlette.responses import HTMLResponse
 LANGUAGES: Final = ("fr", "de", "en")
 DEFAULT_LANGUAGE: Final = "fr"
 LANGUAGE_SETTING: Final = "web.language"
+LANGUAGE_COOKIE: Final = "box_lang"
+LANGUAGE_NAMES: Final = (("fr", "Français"), ("de", "Deutsch"), ("en", "English"))
+"""The chooser's labels, each in its own language: someone lost in a foreign page still finds theirs."""
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -40,10 +44,12 @@ def load_locales() -> dict[str, dict[str, str]]:
     }
 
 
-def choose_language(preferred: object, accept_language: str | None) -> str:
-    """The practice's choice if valid, else the best of the browser's, else French."""
-    if isinstance(preferred, str) and preferred in LANGUAGES:
-        return preferred
+def choose_language(preferred: object, accept_language: str | None, *, chosen: object = None) -> str:
+    """The person's choice (``chosen``, their cookie) if valid, else the practice's
+    (``preferred``), else the best of the browser's, else French."""
+    for choice in (chosen, preferred):
+        if isinstance(choice, str) and choice in LANGUAGES:
+            return choice
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -121,6 +127,10 @@ class Renderer:
             "active": "",
             "zone": state.zone,
             "when": lambda moment: state.t.when(moment, state.zone),
+            "languages": LANGUAGE_NAMES,
+            # Where the language chooser brings the person back (a GET page; see account.set_language).
+            "here": str(request.url.path) + (f"?{request.url.query}" if request.method == "GET" and request.url.query else ""),
+            "reauth_due": getattr(state, "reauth_due", False),
         }
         values.update(context)
         html = self._env.get_template(template).render(values)
