@@ -23,12 +23,14 @@ from appliance.clock import Clock, SystemClock
 from appliance.config import Config
 from appliance.dialogue.secretary import Secretary
 from appliance.errors import LineError
-from appliance.events import CallEvent, event_to_dict
+from appliance.events import CallEvent, MessageLeft, event_to_dict
 from appliance.inbox import LocalInbox
 from appliance.line.base import Call, IncomingCall, LineDriver
 from appliance.line.sim.line import SimCall
 from appliance.speech.loading import SpeechModels
+from appliance.llm.helper import DialogueHelper, NoHelper, open_helper
 from appliance.store import Store, appointments, queries
+from appliance.store.inbox import add_summary_note
 from appliance.sync.adapter import AgendaAdapter
 from appliance.sync.factory import open_adapter
 from appliance.sync.worker import ConflictSms, OutboxWorker
@@ -65,6 +67,8 @@ class Appliance:
         self.inbox = LocalInbox(self.store, self.clock)
         self.answering = AnsweringPolicy(config.answering, self.practice)
         self._practice_base = practice_base
+        # Off, or gated by this box's own qualification of its model (``appliance.llm``).
+        self.helper: DialogueHelper = open_helper(config, self.store)
 
     def reload(self, config: Config) -> list[str]:
         """Take a changed configuration for the next calls; returns what needs a restart.
@@ -139,7 +143,8 @@ class Appliance:
         started = self.clock.now()
         await asyncio.to_thread(queries.insert_call, self.store, call.call_id, started, call.caller_id, line_name)
         listener, speaker = self._ears_and_voice(call, text_mode)
-        secretary = Secretary(self.practice, self.agenda, started, call.caller_id, self.config.speech.language)
+        secretary = Secretary(self.practice, self.agenda, started, call.caller_id, self.config.speech.language,
+                              helper=self.helper if not isinstance(self.helper, NoHelper) else None)
         session = CallSession(
             call,
             secretary,
@@ -154,6 +159,8 @@ class Appliance:
         )
         result = await session.run()
         await asyncio.to_thread(self._record, call.call_id, result)
+        # After the caller has gone: the model's words never delay an answer.
+        await asyncio.to_thread(self._add_summaries, result, session.transcript(), secretary.t)
         _LOGGER.info("call %s ended: %s, %d turns", call.call_id, result.outcome, len(result.turns))
         return result
 
@@ -201,6 +208,18 @@ class Appliance:
             "turns": len(result.turns),
         }
         queries.finish_call(self.store, call_id, self.clock.now(), result.outcome, summary)
+
+
+    def _add_summaries(self, result: CallResult, transcript: str, t: dict[str, str]) -> None:
+        """The helper's free-text sentence under each message's structured summary,
+        when it is qualified for summaries (its guard drops anything invented)."""
+        if isinstance(self.helper, NoHelper):
+            return
+        for event in result.events:
+            if isinstance(event, MessageLeft) and event.category != "emergency":
+                sentence = self.helper.summary(event.category, transcript)
+                if sentence:
+                    add_summary_note(self.store, event.message_id, t["summary_helper"].format(text=sentence))
 
 
 def dump_events(result: CallResult) -> str:

@@ -291,3 +291,63 @@ def test_a_caller_moving_who_decides_to_cancel_cancels_the_appointment_already_f
     assert caller.asks[3:] == ["when", "confirm", "anything_else"]
     assert result.outcome == "cancelled"
     assert appointments.get_appointment(box.app.store, appointment_id).status == "cancelled"
+
+
+# -- the LLM helper, where the rules are unsure ---------------------------------------
+class KnowingHelper:
+    """Stands in for a qualified model: knows one sentence the rules do not."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def intent(self, text: str) -> str | None:
+        self.asked.append(text)
+        return "cancel" if "plus besoin de passer" in text else None
+
+    def summary(self, category: str, transcript: str) -> str | None:
+        return "Le patient demande le renouvellement de son traitement habituel."
+
+
+def test_the_helper_is_asked_only_when_the_rules_cannot_tell_and_its_intent_is_followed(box: Box) -> None:
+    helper = KnowingHelper()
+    box.seed()
+
+    async def run() -> CallResult:
+        from appliance.line.sim.line import SimLine
+
+        call = SimLine().place_call("0612345678")
+        queries.insert_call(box.app.store, call.call_id, NOW, "0612345678", "sim")
+        secretary = Secretary(box.app.practice, box.app.agenda, NOW, call.caller_id, helper=helper)
+        caller = Caller("Je n'ai plus besoin de passer jeudi finalement", "Dupont", "12 mars 1980", "oui")
+        return await CallSession(call, secretary, caller, TextSpeaker(), box.app.agenda, box.app.inbox,
+                                 box.app.clock, line_name="sim").run()
+
+    result = asyncio.run(run())
+    assert helper.asked == ["Je n'ai plus besoin de passer jeudi finalement"]  # not for names, dates or yes
+    assert result.outcome == "cancelled"
+
+
+def test_a_helper_that_fails_costs_nothing(box: Box) -> None:
+    class Broken:
+        def intent(self, text: str) -> str | None:
+            raise RuntimeError("model crashed")
+
+    secretary = Secretary(box.app.practice, box.app.agenda, NOW, None, helper=Broken())
+    secretary.greet()
+    reply = secretary.respond(Heard(text="blablabla", decided_at=0.0))
+    assert "pas bien compris" in reply.text
+
+
+def test_the_helpers_summary_is_added_under_the_structured_one_after_the_call(box: Box) -> None:
+    from appliance.events import MessageLeft
+
+    box.call(Caller("C'est pour un renouvellement d'ordonnance.", "Levothyrox", "Durand", "Paul", "3 février 1950",
+                    "oui", "oui"))
+    [message] = box.messages()
+    box.app.helper = KnowingHelper()
+    result = CallResult("x", "message", None, None, events=[MessageLeft(0, message.id, "prescription", "days")])
+    box.app._add_summaries(result, message.transcript, Secretary(box.app.practice, box.app.agenda, NOW, None).t)
+    [message] = box.messages()
+    assert message.summary.splitlines()[0].startswith("Renouvellement d'ordonnance")
+    assert message.summary.splitlines()[1] == (
+        "Résumé automatique, à vérifier : Le patient demande le renouvellement de son traitement habituel.")

@@ -580,3 +580,27 @@ def test_every_text_the_new_pages_use_exists_in_every_language() -> None:
     # Translated, not French left in place: every refusal differs from its French sentence.
     for key in (k for k in locales["fr"] if k.startswith(("invalid.", "cloud_why.", "reauth."))):
         assert len({locales[lang][key] for lang in LANGUAGES}) == 3, key
+
+
+def test_the_llm_section_shows_what_each_model_passed_on_this_box(client: TestClient, data_dir: Path) -> None:
+    from appliance.llm.qualify import Backend, Qualification, TaskResult, announce, record
+    from appliance.llm.settings import LlmSettings
+
+    settings = LlmSettings(enabled=True, server_url="http://10.0.0.5:8080")
+    server = Backend("server", "srv-key", "qwen-7b", "http://10.0.0.5:8080")
+    local = Backend("local", "local-key", "gemma-3-270m")
+    store = Store.open(data_dir / "appliance.db")
+    try:
+        announce(store, settings, (server, local))
+        record(store, server, settings, state="done", result=Qualification(
+            "qwen-7b", TaskResult("intent", 64, 67, 67, 40.0, 0.9), TaskResult("summary", 6, 11, 11, 60.0, 0.9)))
+        record(store, local, settings, state="unreachable", detail="llm-unreachable")
+    finally:
+        store.close()
+    page = client.get("/admin/settings").text
+    section = page[page.index('id="llm"'):]
+    section = section[:section.index("</section>")]
+    assert "Aide pour" in section and "comprendre la demande" in section
+    assert "résumer les messages" not in section.split("<table")[0]  # the summary task did not pass
+    assert "qwen-7b" in section and "64/67 (seuil 90 %)" in section and "non qualifié" in section
+    assert "injoignable" in section

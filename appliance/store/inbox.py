@@ -90,3 +90,9 @@ def mark_handled(db: Db, message_id: int, at: datetime) -> bool:
         return tx.changes(
             "UPDATE messages SET handled_at = ? WHERE id = ? AND handled_at IS NULL", (utc_text(at), message_id)
         ) == 1
+
+
+def add_summary_note(db: Db, message_id: int, note: str) -> None:
+    """A further line under a message's summary (the LLM helper's sentence)."""
+    with writing(db) as tx:
+        tx.execute("UPDATE messages SET summary = summary || char(10) || ? WHERE id = ?", (note, message_id))

@@ -34,6 +34,7 @@ from appliance.agenda.practice import WEEKDAYS, resolve_practice
 from appliance.config import Config, load_config
 from appliance.control import ask
 from appliance.errors import ConfigError, SyncError
+from appliance.llm.qualify import helper_status
 from appliance.settings_file import (
     dumps, merge, overlay_path, read_overlay, save_practice, save_settings, write_atomically,
 )
@@ -319,5 +320,6 @@ def _view(
         presets=PRESETS,
         adapters=ADAPTERS,
         models=config.models,
+        llm=helper_status(ctx.db),
         language=config.speech.language,
     )
