@@ -24,13 +24,14 @@ DATA_DIR     ?= var
 
 CLOUD_VENV   := .venv-cloud
 
-.PHONY: run test bench bench-sync install models cloud-servers screenshots apt clean help
+.PHONY: run test bench bench-sync scenarios install models cloud-servers screenshots apt clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run     install what is missing, then run the box (simulated line, demo practice, http://127.0.0.1:8080)"
 	@echo "make test    install what is missing, then run every test"
 	@echo "make bench   latency, real-time factors, load time and memory over tests/scenarios"
+	@echo "make scenarios  every scenario in text mode: pass rate, emergency recall, false alarms, turns to a booking"
 	@echo "make bench-sync  crash, outage and throughput figures of the outbox against a local FHIR server"
 	@echo "make screenshots every page of the setup page at desktop and phone width, into $(SCREENSHOTS_DIR)"
 
@@ -42,6 +43,9 @@ test: install cloud-servers
 
 bench: install
 	$(VENV)/bin/appliance bench tests/scenarios --json bench.json
+
+scenarios: $(VENV)/.stamp-deps
+	$(VENV)/bin/appliance scenarios tests/scenarios
 
 bench-sync: install cloud-servers
 	$(PY) -m tests.cloud.bench_sync --json bench-sync.json

@@ -2,6 +2,10 @@
 
 Prints per-turn latency (p50/p95), ASR real-time factor, TTS time to first
 audio, model load times and peak RSS as a table, and writes the same as JSON.
+Then the secretary's figures (``appliance.simulate.evaluation``): the pass rate
+of every scenario in text mode, emergency recall, false alarms and turns to a
+booking, and the pass rate in audio mode of the ``audio = true`` subset (the
+calls the latency figures come from; all of them would take hours of model time).
 A benchmark prints figures; it never fails because a machine is slow.
 """
 
@@ -23,6 +27,8 @@ from appliance.errors import ApplianceError
 from appliance.llm.llama import LlamaCppModel
 from appliance.llm.qualify import qualify
 from appliance.models import ModelCatalog
+from appliance.simulate.evaluation import ScenarioRun, audio_subset, run_of, run_scenario, summary_lines
+from appliance.simulate.evaluation import figures as figures_of
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 from appliance.speech.loading import load_speech
@@ -44,6 +50,9 @@ def _scenario_files(paths: list[Path]) -> list[Path]:
 
 
 def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
+    # Text mode first: every scenario, milliseconds each, no model involved.
+    text_runs = [run_scenario(path, mode="text", config=config) for path in _scenario_files(paths)]
+    audio_runs: list[ScenarioRun] = []
     catalog = ModelCatalog(config.models.manifest_dir, config.models.models_dir)
     started = time.perf_counter()
     speech = load_speech(config.models, config.speech, catalog)
@@ -53,15 +62,18 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
     asr_rtf: list[float] = []
     tts_first: list[float] = []
     runs: list[dict[str, Any]] = []
-    for path in _scenario_files(paths):
+    for path in audio_subset(paths):
         scenario = load_scenario(path)
         with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
             cfg = replace(config, data_dir=Path(tmp), practice=scenario.practice)
+            call_started = time.perf_counter()
             try:
                 report = asyncio.run(simulate(scenario, mode="audio", config=cfg, speech=speech))
             except ApplianceError as err:
                 runs.append({"scenario": str(path), "error": str(err)})
+                audio_runs.append(run_of(scenario, None, failures=(f"the box failed: {err}",)))
                 continue
+        audio_runs.append(run_of(scenario, report, seconds=time.perf_counter() - call_started))
         metrics = report["metrics"]
         latencies += metrics["latency_ms"]
         tts_first += metrics["tts_first_ms"]
@@ -75,17 +87,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
             "latency_ms": metrics["latency_ms"],
         })
 
-    llm: dict[str, Any] = {}
-    try:
-        manifest = catalog.get(config.models.llm)
-        t0 = time.perf_counter()
-        model = LlamaCppModel(manifest, catalog.ensure(manifest.name))
-        llm["load_s"] = time.perf_counter() - t0
-        result = qualify(model)
-        llm.update(model=result.model, correct=result.correct, total=result.total,
-                   qualified=result.qualified, seconds=result.seconds)
-    except ApplianceError as err:
-        llm["error"] = str(err)
+    llm = _qualify_local_llm(config, catalog)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures = {
@@ -97,11 +99,55 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
         "model_load_s": {**speech.load_s, "total": load_total, **({"llm": llm["load_s"]} if "load_s" in llm else {})},
         "llm_qualification": llm,
         "peak_rss_mb": peak_rss_mb,
+        "secretary": {
+            "text": figures_of(text_runs, "text").to_json(),
+            "audio": figures_of(audio_runs, "audio").to_json(),
+            "text_failures": {r.path: list(r.failures) for r in text_runs if not r.passed},
+            "audio_failures": {r.path: list(r.failures) for r in audio_runs if not r.passed},
+            "audio_seconds": round(sum(r.seconds for r in audio_runs), 1),
+        },
     }
     _print_table(figures)
+    _print_secretary(text_runs, audio_runs)
     json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {json_out}")
     return 0
+
+
+def _print_secretary(text_runs: list[ScenarioRun], audio_runs: list[ScenarioRun]) -> None:
+    print(f"\nsecretary, text mode ({len(text_runs)} scenarios):")
+    for line in summary_lines(figures_of(text_runs, "text")):
+        print(f"  {line}")
+    for run in text_runs:
+        if not run.passed:
+            print(f"  {Path(run.path).name:44} {'pending' if run.pending else 'FAILED'}: {run.failures[0] if run.failures else ''}"[:160])
+    print(f"secretary, audio mode ({len(audio_runs)} scenarios marked audio = true, "
+          f"{sum(r.seconds for r in audio_runs):.0f} s):")
+    for line in summary_lines(figures_of(audio_runs, "audio")):
+        print(f"  {line}")
+
+
+def _qualify_local_llm(config: Config, catalog: ModelCatalog) -> dict[str, Any]:
+    """The configured local model on the whole evaluation set (no early stop: the
+    full score is the figure), with the time limits it would have on calls."""
+    llm: dict[str, Any] = {}
+    if not config.llm.model:
+        return llm
+    try:
+        manifest = catalog.get(config.llm.model)
+        t0 = time.perf_counter()
+        model = LlamaCppModel(manifest, catalog.ensure(manifest.name))
+        llm["load_s"] = time.perf_counter() - t0
+        result = qualify(model, config.llm)
+    except ApplianceError as err:
+        llm["error"] = str(err)
+        return llm
+    llm["model"] = result.model
+    llm["qualified"] = result.qualified
+    for task in (result.intent, result.summary):
+        llm[task.task] = {"correct": task.correct, "total": task.total, "threshold": task.threshold,
+                          "qualified": task.qualified, "seconds": round(task.seconds, 2)}
+    return llm
 
 
 def _print_table(f: dict[str, Any]) -> None:
@@ -122,9 +168,14 @@ def _print_table(f: dict[str, Any]) -> None:
     rows += [(f"load {name}", f"{seconds:8.2f} s") for name, seconds in f["model_load_s"].items()]
     rows.append(("peak RSS", f"{f['peak_rss_mb']:8.0f} MB"))
     llm = f["llm_qualification"]
-    if "correct" in llm:
-        verdict = "qualified" if llm["qualified"] else "not qualified"
-        rows.append((f"LLM {llm['model']} intents", f"{llm['correct']}/{llm['total']} ({verdict})"))
+    for task, label in (("intent", "intents"), ("summary", "summaries")):
+        if task in llm:
+            t = llm[task]
+            verdict = "qualified" if t["qualified"] else "not qualified"
+            rows.append((f"LLM {llm['model']} {label}",
+                         f"{t['correct']}/{t['total']} ({verdict}) in {t['seconds']:.0f} s"))
+    if "error" in llm:
+        rows.append(("LLM qualification", llm["error"][:60]))
     print(f"\n{'figure':32} value")
     print("-" * 48)
     for name, value in rows:

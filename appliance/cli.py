@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--audio", dest="mode", action="store_const", const="audio", help="real VAD, ASR and TTS")
     sim.add_argument("--json", type=Path, help="write the JSON report here")
 
+    scen = sub.add_parser("scenarios", help="every scenario in text mode: failures, pass rate, emergency figures, turns")
+    scen.add_argument("scenarios", type=Path, nargs="*", default=[Path("tests/scenarios")])
+    scen.add_argument("--json", type=Path, help="write the figures and every run here")
+
     models = sub.add_parser("models", help="check, or assemble and verify, the model files")
     models.add_argument("action", choices=("status", "ensure"), nargs="?", default="status")
 
@@ -123,6 +127,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return run(args.scenario, mode=args.mode or "text", json_out=args.json,
                        data_dir=args.data_dir, base_config=config, echo=_say, complain=_complain)
+        case "scenarios":
+            from appliance.simulate.evaluation import run_scenarios_command
+
+            return run_scenarios_command(args.scenarios, config=config, json_out=args.json, echo=_say, complain=_complain)
         case "models":
             return _models(config, args.action)
         case "sync":

@@ -101,6 +101,21 @@ from appliance.dialogue.emergency import KINDS, EmergencyMatch, detect_emergency
         ("mon bébé a de la fièvre", "child_fever_infant"),  # age unknown: assume young
         # trauma
         ("il a été renversé par une voiture", "trauma"),
+        ("il est gravement brûlé sur le torse", "trauma"),
+        ("il s'est renversé la casserole d'eau bouillante dessus", "trauma"),
+        # told indirectly: what is seen, not the words of a diagnosis
+        ("mon mari est tout gris et il transpire, il a mal au bras gauche", "chest_pain"),
+        ("il est tout pâle, il a des sueurs froides et mal à la mâchoire", "chest_pain"),
+        ("je pense souvent à me foutre en l'air", "suicide"),
+        # as the recogniser writes them (these two from the audio bench)
+        ("vite mon pere il respire plu il est par terre", "breathing"),
+        ("Mon mari est tout gris et il transpire. Il amal au bras gauche.", "chest_pain"),
+        ("Bonjour, ma mère a l'abouche de travers.", "stroke"),
+        # history said to be happening again, or only hours or days old, still alarms
+        ("il a fait un AVC il y a deux ans et là il a de nouveau la bouche de travers", "stroke"),
+        ("il a fait un malaise hier et il recommence", "unconscious"),
+        ("ma femme a fait un malaise il y a dix minutes", "unconscious"),
+        ("il est tombé de l'échelle ce matin", "trauma"),
     ],
 )
 def test_emergencies_are_detected(heard: str, kind: str) -> None:
@@ -139,6 +154,16 @@ def test_emergencies_are_detected(heard: str, kind: str) -> None:
         "j'ai mal à la nuque",
         "mon fils a 40 ans et de la fièvre",
         "bonjour je voudrais un rendez-vous",
+        # history told as history: weeks, months, years ago
+        "il a fait un AVC il y a deux ans, je voudrais un rendez-vous de suivi",
+        "ma mère a fait un infarctus l'année dernière, c'est pour son suivi",
+        "mon mari a fait un malaise vagal la semaine dernière",
+        "je suis tombé de l'échelle il y a trois semaines, j'ai encore mal à l'épaule",
+        "elle a fait une crise d'épilepsie quand elle était petite",
+        "il a des antécédents d'AVC",
+        # one sign alone is not the indirect heart attack
+        "il transpire beaucoup la nuit",
+        "j'ai mal au bras gauche depuis que je me suis cogné",
         "",
     ],
 )

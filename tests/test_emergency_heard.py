@@ -17,6 +17,7 @@ from appliance.dialogue.emergency_heard import detect_heard_emergency
         ("et la perte du connaissance.", "unconscious"),
         ("Je vends ma suicide.", "suicide"),
         ("il saigne beaucoup", "bleeding"),
+        ("il a perdu conaissance", "unconscious"),  # the needed word before gives the context
     ],
 )
 def test_garbled_emergencies_are_still_caught(heard: str, kind: str) -> None:
@@ -33,6 +34,14 @@ def test_garbled_emergencies_are_still_caught(heard: str, kind: str) -> None:
         "je respire bien merci",
         "un certificat pour le sport",
         "je voudrais du poisson",
+        # the exclusions of the phrase rules hold here too
+        "je suis tombée dans l'escalier, sans perte de connaissance",
+        "ma mère a fait un infarctus l'année dernière",
+        "je respire mal par le nez, j'ai un rhume",
+        "une radio de la poitrine le mois dernier",
+        # a near-miss alone or after a title is a name, not a garbled word
+        "Poirier.",
+        "Madame Poirier",
         "",
     ],
 )

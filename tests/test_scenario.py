@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+import asyncio
+from dataclasses import replace
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from appliance.config import Config
 from appliance.errors import ScenarioError
+from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
+from appliance.store import Store, appointments
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 HEAD = 'now = "2026-11-24T09:00:00+01:00"\ncaller_id = "0612345678"\npractice = "demo"\n'
@@ -112,3 +118,190 @@ line_ready_within_s = 10
     assert (scenario.turns[0].fault, scenario.turns[0].fault_s, scenario.turns[0].while_box_speaks) == ("unplug_replug", 4.0, True)
     assert scenario.turns[1].hold_s == 1.5
     assert (scenario.expect.end_reason, scenario.expect.hangup_within_s) == ("line_lost", 3.0)
+
+
+# -- what the evaluation adds: categories, pending, audio subset, seeded appointments ----------
+
+
+def test_evaluation_keys_are_read(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + """category = "not_emergency"
+pending = "the secretary books the wrong day"
+audio = true
+
+[[appointment]]
+last_name = "Durand"
+first_name = "Luc"
+birth_date = 1975-02-14
+practitioner = "martin"
+start = "2026-11-26T10:00:00+01:00"
+reason = "consultation"
+
+[[turn]]
+say = "Mon mari est tout gris et il transpire."
+
+[expect]
+outcome = "message"
+message_urgency = "days"
+said = ["rendez-vous", "docteur"]
+not_said = ["mg"]
+max_caller_turns = 7
+""")
+    scenario = load_scenario(path)
+    assert (scenario.category, scenario.pending, scenario.audio) == ("not_emergency", "the secretary books the wrong day", True)
+    [seeded] = scenario.appointments
+    assert (seeded.last_name, seeded.birth_date, seeded.practitioner, seeded.reason) == ("Durand", date(1975, 2, 14), "martin", "consultation")
+    assert seeded.start.isoformat() == "2026-11-26T10:00:00+01:00" and seeded.phone == ""
+    expect = scenario.expect
+    assert (expect.message_urgency, expect.said, expect.not_said, expect.max_caller_turns) == ("days", ("rendez-vous", "docteur"), ("mg",), 7)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "category"),
+    [("booked", "booking"), ("emergency", "emergency"), ("cancelled", "cancel"), ("rescheduled", "move"),
+     ("message", "message"), ("answered", "question"), ("abandoned", "other")],
+)
+def test_the_category_follows_the_outcome_unless_given(tmp_path: Path, outcome: str, category: str) -> None:
+    path = _scenario(tmp_path, HEAD + f'\n[expect]\noutcome = "{outcome}"\n')
+    scenario = load_scenario(path)
+    assert scenario.category == category
+    assert scenario.pending is None and scenario.audio is False and scenario.appointments == ()
+
+
+_APPOINTMENT = ('\n[[appointment]]\nlast_name = "Durand"\nfirst_name = "Luc"\nbirth_date = "1975-02-14"\n'
+                'practitioner = "martin"\nstart = "2026-11-26T10:00:00+01:00"\nreason = "consultation"\n')
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        (HEAD + 'category = "gossip"\n', 4, "category must be one of"),
+        (HEAD + 'category = "emergency"\n\n[expect]\noutcome = "booked"\n', 4, "category 'emergency' goes with outcome 'emergency'"),
+        (HEAD + 'category = "not_emergency"\n\n[expect]\noutcome = "emergency"\n', 4, "category 'emergency' goes with"),
+        (HEAD + 'pending = ""\n', 4, "'pending' is the reason"),
+        (HEAD + 'audio = "yes"\n', 4, "'audio' is true or false"),
+        (HEAD + _APPOINTMENT.replace('reason = "consultation"\n', ""), 5, "[[appointment]] needs 'reason'"),
+        (HEAD + _APPOINTMENT + 'room = "2"\n', 12, "unknown key 'room' in [[appointment]]"),
+        (HEAD + _APPOINTMENT.replace("+01:00", ""), 10, "with its UTC offset"),
+        (HEAD + _APPOINTMENT.replace("10:00:00", "10:00:30"), 10, "whole minutes"),
+        (HEAD + _APPOINTMENT.replace('"1975-02-14"', '"14/02/1975"'), 8, "YYYY-MM-DD"),
+        (HEAD + _APPOINTMENT.replace('"Durand"', '" "'), 6, "last_name must be non-empty text"),
+        (HEAD + _APPOINTMENT + 'phone = "appelez-moi"\n', 12, "phone must be a phone number"),
+        (HEAD + '\n[[turn]]\ndtmf = "1"\nemergency_cue = true\n', 7, "on a 'say' turn"),
+        (HEAD + '\n[[turn]]\nsay = "il respire plus"\nemergency_cue = true\n\n[expect]\noutcome = "booked"\n', 5,
+         "whose outcome is 'emergency'"),
+        (HEAD + '\n[[turn]]\nsay = "il respire plus"\nemergency_cue = true\n\n[[turn]]\nsay = "vite"\nemergency_cue = true\n'
+         '\n[expect]\noutcome = "emergency"\n', 9, "only the first emergency cue"),
+        (HEAD + '\n[expect]\nmessage_urgency = "asap"\n', 6, "message_urgency must be one of urgent, days, routine"),
+        (HEAD + '\n[expect]\nsaid = [""]\n', 6, "said must be a list of non-empty texts"),
+        (HEAD + '\n[expect]\nnot_said = [3]\n', 6, "not_said must be a list of non-empty texts"),
+        (HEAD + '\n[expect]\nmax_caller_turns = 0\n', 6, "max_caller_turns must be a whole number"),
+    ],
+)
+def test_mistakes_in_evaluation_keys_name_file_line_and_problem(tmp_path: Path, text: str, line: int, problem: str) -> None:
+    path = _scenario(tmp_path, text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert f"{path}:{line}: " in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_an_emergency_cue_is_read_from_its_turn(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + '\n[[turn]]\nsay = "Bonjour."\n\n[[turn]]\nsay = "Il ne respire plus !"\n'
+                                      'emergency_cue = true\n\n[expect]\noutcome = "emergency"\n')
+    scenario = load_scenario(path)
+    assert [t.emergency_cue for t in scenario.turns] == [False, True]
+    assert scenario.category == "emergency"
+
+
+def test_a_single_said_text_is_a_list_of_one(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + '\n[expect]\nsaid = "3114"\n')
+    assert load_scenario(path).expect.said == ("3114",)
+
+
+# -- the checks the new expectations make, on real calls in text mode --------------------------
+
+
+def _run(tmp_path: Path, body: str) -> dict[str, Any]:
+    config = replace(Config(), data_dir=tmp_path / "data")
+    return asyncio.run(simulate(load_scenario(_scenario(tmp_path, HEAD + body)), mode="text", config=config))
+
+
+_SILENT_CALL = '\n[expect]\noutcome = "abandoned"\n'
+
+
+def test_said_and_not_said_ignore_case_accents_and_punctuation_and_match_whole_words(tmp_path: Path) -> None:
+    passing = _run(tmp_path, _SILENT_CALL + 'said = ["CABINET MEDICAL des tilleuls", "vous entends"]\nnot_said = ["mg", "entend"]\n')
+    assert passing["expect"] == {"passed": True, "failures": []}
+    failing = _run(tmp_path, _SILENT_CALL + 'said = ["posologie"]\nnot_said = ["avis médical"]\n')
+    assert failing["expect"]["failures"][0] == "said: no reply contains 'posologie'"
+    not_said = failing["expect"]["failures"][1]
+    assert not_said.startswith("not_said: a reply contains 'avis médical': ") and "Bonjour, vous êtes bien" in not_said
+
+
+def test_max_caller_turns_counts_turns_up_to_the_booking(tmp_path: Path) -> None:
+    body = (SCENARIOS / "book_basic.toml").read_text(encoding="utf-8").split("[expect]")[0].split('practice = "demo"')[1]
+    report = _run(tmp_path, body + '\n[expect]\noutcome = "booked"\nmax_caller_turns = 7\n')
+    # request, day, choice, last name, first name, birth date, phone, confirmation
+    assert report["metrics"]["caller_turns_to_booking"] == 8
+    assert report["metrics"]["caller_turns"] == 9  # and "non merci, au revoir"
+    assert report["expect"]["failures"] == ["max_caller_turns: 8 caller turns to the booking (expected at most 7)"]
+
+
+def test_max_caller_turns_counts_the_whole_call_without_a_booking(tmp_path: Path) -> None:
+    report = _run(tmp_path, '\n[[turn]]\ndtmf = "12"\n' + _SILENT_CALL + "max_caller_turns = 2\n")
+    assert report["metrics"]["caller_turns_to_booking"] is None
+    assert report["metrics"]["caller_turns"] == 4  # two keys pressed as one turn, then three silences
+    assert report["expect"]["failures"] == ["max_caller_turns: 4 caller turns in the call (expected at most 2)"]
+
+
+def test_message_urgency_is_that_of_the_most_urgent_message(tmp_path: Path) -> None:
+    body = '\n[[turn]]\nsay = "Il ne respire plus !"\n\n[expect]\noutcome = "emergency"\nmessage_urgency = "routine"\n'
+    report = _run(tmp_path, body)
+    assert "message_urgency: expected 'routine', got 'urgent'" in report["expect"]["failures"]
+
+
+def test_seeded_appointments_are_real_bookings_the_agenda_does_not_offer_again(tmp_path: Path) -> None:
+    seeded = _APPOINTMENT.replace("10:00:00", "08:30:00")
+    body = seeded + """
+[[turn]]
+say = "Je voudrais une consultation avec le docteur Martin jeudi à 8 heures 30."
+
+[[turn]]
+hangup = true
+
+[expect]
+outcome = "abandoned"
+not_said = ["8 heures 30, avec", "jeudi 26 novembre à 8 heures 30,"]
+"""
+    report = _run(tmp_path, body)
+    assert report["appointments"] == [{
+        "id": report["appointments"][0]["id"], "status": "booked", "start": "2026-11-26T08:30:00+01:00",
+        "practitioner": "martin", "reason": "consultation", "patient": {"last_name": "Durand", "first_name": "Luc"},
+    }]
+    offer = [t["text"] for t in report["turns"] if t["speaker"] == "assistant" and t["ask"] == "choice"]
+    assert offer and "8 heures 30" not in offer[0]
+    assert report["expect"]["passed"], report["expect"]["failures"]
+    store = Store.open(tmp_path / "data" / "appliance.db")
+    try:
+        [row] = [a for a in appointments.appointments_between(store, datetime.fromisoformat("2026-11-26T08:30:00+01:00"),
+                                                              datetime.fromisoformat("2026-11-26T08:50:00+01:00"))
+                 if a.practitioner_id == "martin"]
+        assert (row.patient_last_name, row.origin) == ("Durand", "staff")  # the demo filler there gave way
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [('practitioner = "martin"', 'practitioner = "house"'), ('reason = "consultation"', 'reason = "massage"')],
+)
+def test_a_seeded_appointment_the_practice_cannot_have_is_a_scenario_error(tmp_path: Path, change: tuple[str, str], problem: str) -> None:
+    path = _scenario(tmp_path, HEAD + _APPOINTMENT.replace(change, problem))
+    with pytest.raises(ScenarioError, match=rf"{path}:5: \[\[appointment\]\] the practice has no"):
+        asyncio.run(simulate(load_scenario(path), mode="text", config=replace(Config(), data_dir=tmp_path / "data")))
+
+
+def test_two_seeded_appointments_that_overlap_are_a_scenario_error(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + _APPOINTMENT + _APPOINTMENT.replace("10:00:00", "10:10:00"))
+    with pytest.raises(ScenarioError, match=rf"{path}:13: \[\[appointment\]\] overlaps another"):
+        asyncio.run(simulate(load_scenario(path), mode="text", config=replace(Config(), data_dir=tmp_path / "data")))

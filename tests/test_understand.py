@@ -70,6 +70,11 @@ def at(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
         ("je ne peux pas", False),
         ("absolument pas", False),
         ("oui... enfin non", False),  # a correction follows what it corrects
+        ("Aucun ne me va, désolé.", False),  # refusing every slot offered
+        ("aucune des trois ne me convient", False),
+        ("ni l'un ni l'autre", False),
+        ("rien ne me va", False),
+        ("aucun problème", None),
         ("euh", None),
         ("je sais pas", None),
         ("merci", None),
@@ -148,6 +153,25 @@ WHEN_CASES = [
     ("ce week-end", at(11, 28), at(11, 30), False, None, None, "ce week-end"),
     ("le mois prochain", at(12, 1), at(1, 1), False, None, None, "le mois prochain"),
     ("dans trois jours", at(11, 26), at(11, 27), False, None, None, "dans 3 jours"),
+    # a day taken back is no wish: the one named after the last correction counts
+    ("mardi prochain… ah non, pas mardi, jeudi plutôt, le matin", at(11, 26, 8), at(11, 26, 12, 30), False, None,
+     "morning", "jeudi matin"),
+    ("pas demain, vendredi", at(11, 27), at(11, 28), False, None, None, "vendredi"),
+    ("le 25, non pardon, le 26", at(11, 26), at(11, 27), False, None, None, "le 26 novembre"),
+    ("jeudi, enfin non, mercredi après-midi", at(11, 25, 14), at(11, 25, 19), False, None, "afternoon",
+     "mercredi après-midi"),
+    ("dans deux semaines, le mardi si possible", at(12, 8), at(12, 9), False, None, None, "mardi dans 2 semaines"),
+    ("jeudi à 10 heures, non pardon, à 11 heures", at(11, 26, 10), at(11, 26, 12), False, at(11, 26, 11), None,
+     "jeudi à 11 heures"),
+    # of several parts of the day, a ruled-out one drops and a preferred one wins
+    ("le matin de préférence, l'après-midi je fais la sieste. Jeudi ?", at(11, 26, 8), at(11, 26, 12, 30), False,
+     None, "morning", "jeudi matin"),
+    ("jeudi, pas le matin, l'après-midi", at(11, 26, 14), at(11, 26, 19), False, None, "afternoon", "jeudi après-midi"),
+    ("jeudi matin ou vendredi après-midi", at(11, 26), at(11, 27), False, None, None, "jeudi"),  # no guess
+    ("mercredi matin, de bonne heure", at(11, 25, 8), at(11, 25, 10), False, None, "early_morning",
+     "mercredi en début de matinée"),  # the finer of two nested parts
+    ("vendredi entre midi et deux, sinon en fin de matinée", at(11, 27, 12), at(11, 27, 14), False, None, "lunch",
+     "vendredi entre midi et deux"),  # "X, sinon Y": X
 ]  # fmt: skip
 
 
@@ -433,6 +457,10 @@ DOCTORS = (
         ("Certificats", "certificat"),
         ("je suis malade", "consultation"),
         ("une consultation", "consultation"),
+        # a specific word beats one that only says "see the doctor"
+        ("je voudrais consulter pour un vaccin", "vaccin"),
+        ("consulter pour mon renouvellement", "renouvellement"),
+        ("une consultation pour un certificat", "certificat"),
         ("je voudrais que vous me rappeliez", None),  # "rappeliez" is not "rappel"
         ("bonjour", None),
         ("", None),

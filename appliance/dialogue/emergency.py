@@ -10,8 +10,13 @@ call back; a miss can cost a life. So:
 
 - phrases are matched without accents, with the recogniser's usual slips
   ("il respire plus" without "ne", "a v c" for "AVC");
-- history is not told apart from the present ("il a fait un AVC il y a deux
-  ans" raises an alarm);
+- history clearly told as history does not alarm: "il a fait un AVC il y a
+  deux ans", "un malaise la semaine dernière" (weeks, months, years ago, a past
+  year, "antécédents"). Since the assistant says nothing but the emergency
+  instruction once it alarms, such a false alarm would cost the caller their
+  appointment. Hours and days ago still alarm ("il a fait un malaise hier",
+  "depuis deux jours"), and so does anything said to be happening now
+  ("maintenant", "de nouveau", "depuis ce matin");
 - a negation suppresses a match only when it stands right before the phrase
   ("il n'a pas de douleur dans la poitrine", "sans perte de connaissance"), at
   most two words away; anything looser ("je sais pas, il a mal à la poitrine",
@@ -89,7 +94,7 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     ("breathing", r"(?:arrive|arrivons|peu[tx]) (?:plus|pas) (?:a )?respirer", False),
     (
         "breathing",
-        r"(?:ne |n )?respire (?:plus|pas|presque plus|mal|tres mal|difficilement)"
+        r"(?:ne |n )?respire (?:plus|plu|pas|presque plus|mal|tres mal|difficilement)"
         r"(?! (?:facilement|mieux|librement|normalement))(?!(?: \w+)? par le nez)",
         False,
     ),
@@ -111,7 +116,7 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     ("chest_pain", r"(?:fait|fais|faire|faisant|c est|est) (?:un |une )?(?:infarctus|crise cardiaque)", True),
     (
         "stroke",
-        r"(?:bouche|visage|levre|figure) " + _W + r"?(?:de travers|tordue?|deformee?|paralysee?|qui tombe|tombe d un cote)",
+        r"(?:bouche|visage|levre|figure) " + _W + r"?(?:de traver\w*|tordue?|deformee?|paralysee?|qui tombe|tombe d un cote)",
         True,
     ),
     ("stroke", r"(?:arrive|arrivons|peut) (?:plus|pas) (?:a )?(?:parler|articuler)|peux plus parler", False),
@@ -162,7 +167,7 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     ("suicide", r"suicid\w*|mettre fin a (?:mes|ses|tes) jours|(?:envie d|veu[xt]|vais|va) en finir", False),
     (
         "suicide",
-        r"(?:veu[xt]|voudrais|envie de|vais|va|pense a|penser a|idees? de) (?:me |se )?"
+        r"(?:veu[xt]|voudrais|envie de|vais|va|(?:pense|penser|songe|songer)(?: \w+){0,2}? a|idees? de) (?:me |se )?"
         r"(?:tuer|mourir|suicider|foutre en l air|pendre|jeter (?:du|par la|sous))",
         False,
     ),
@@ -171,6 +176,7 @@ _RULES: Final[tuple[tuple[str, str, bool], ...]] = (
     ("trauma", r"renverse\w* par une? (?:voiture|moto|camion|bus|velo|scooter)|fracture ouverte|os qui sort", True),
     ("trauma", r"(?:tombe\w*|chute) (?:du|d un|de l|de la|par la) (?:toit|echelle|balcon|fenetre|etage|arbre)", True),
     ("trauma", r"brule\w* (?:gravement|grave|au visage|partout)|(?:grave|grosse) brulure", True),
+    ("trauma", r"(?:gravement|grievement|tres) brule\w*|(?:renverse\w*|ebouillant\w*) (?:\w+ ){0,4}?(?:eau|huile|lait) bouillant\w*", True),
 )
 _COMPILED: Final = tuple((kind, re.compile(rf"\b(?:{p})\b"), neg) for kind, p, neg in _RULES)
 
@@ -188,6 +194,38 @@ _FEVER: Final = re.compile(r"\b(?:fievre|temperature|brulant\w*|(?:a )?(?:38|39|
 # "de la fièvre depuis 3 jours" gives the fever's age, not the child's.
 _DURATION_BEFORE: Final = re.compile(r"\b(?:depuis|pendant|il y a|ca fait|cela fait|dans) $")
 _NECK: Final = re.compile(r"\b(?:raideur (?:de |dans )?(?:la )?nuque|nuque (?:raide|bloquee))\b")
+# A heart attack told by what is seen rather than felt in the chest: grey or
+# pale, or sweating, with a pain in the left arm, the jaw or the left shoulder.
+_PALE_OR_SWEATING: Final = re.compile(
+    r"\b(?:gris|grise|pale|livide|blanc comme un linge|blanche comme un linge|transpir\w*|sueurs?|en nage)\b"
+)
+_RADIATING_PAIN: Final = re.compile(
+    r"\b(?:mal|douleurs?|serre\w*)(?: \w+){0,2}? (?:au|a la|dans le|dans la|a l|de la|du) "
+    r"(?:bras gauche|machoire|epaule gauche)\b"
+)
+
+# History told as history: the phrase is not what happens now.
+_PAST: Final = re.compile(
+    r"\b(?:il y a (?:\w+ ){1,3}?(?:semaines?|mois|ans?|annees?)"
+    r"|(?:l an|l annee|la semaine|le mois|l ete|l hiver|le printemps|l automne) (?:dernier|derniere|passe|passee)"
+    r"|en (?:19|20)\d\d|quand (?:il|elle|j|je) (?:etait|etais) (?:petit|petite|jeune|enfant|bebe)"
+    r"|antecedents?|dans le passe|autrefois)\b"
+)
+_NOW: Final = re.compile(
+    r"\b(?:maintenant|en ce moment|actuellement|la tout de suite|de nouveau|a nouveau|recommence\w*"
+    r"|depuis (?:ce matin|cette nuit|hier|tout a l heure|\d+ (?:minutes?|heures?|jours?)))\b"
+)
+_PAST_WINDOW_WORDS: Final = 6  # a history marker this close to the phrase, before or after, dates it
+
+
+def told_as_history(folded: str, start: int, end: int) -> bool:
+    """Whether the phrase at ``folded[start:end]`` is dated weeks or more in the past,
+    with nothing in the utterance saying it is happening now."""
+    if _NOW.search(folded):
+        return False
+    before = " ".join(folded[:start].split()[-_PAST_WINDOW_WORDS:])
+    after = " ".join(folded[end:].split()[:_PAST_WINDOW_WORDS])
+    return _PAST.search(before) is not None or _PAST.search(after) is not None
 
 
 def detect_emergency(text: str) -> EmergencyMatch | None:
@@ -196,17 +234,22 @@ def detect_emergency(text: str) -> EmergencyMatch | None:
     return matches[0] if matches else None
 
 
+# The recogniser glues a short word to the next one ("il amal au bras", "ma mère a
+# l'abouche de travers"): unglued before the rules read the words they need.
+_GLUED_RE: Final = re.compile(r"\b(a|la|l|d)(mal|bouche|poitrine|gorge|langue|levres?)\b")
+
+
 def find_emergencies(text: str) -> tuple[EmergencyMatch, ...]:
     """Every emergency kind described, at most one match per kind, most urgent first."""
     if not isinstance(text, str) or not text.strip():
         return ()
-    folded = normalize(text)
+    folded = _GLUED_RE.sub(r"\1 \2", normalize(text))
     found: dict[str, EmergencyMatch] = {}
     for kind, pattern, negatable in _COMPILED:
         if kind in found:
             continue
         m = pattern.search(folded)
-        while m is not None and negatable and _negated(folded, m.start()):
+        while m is not None and negatable and (_negated(folded, m.start()) or told_as_history(folded, m.start(), m.end())):
             # Overlapping retry: in "pas mal de douleurs dans la poitrine" the negated
             # "mal ... poitrine" hides the affirmed "douleurs dans la poitrine".
             m = pattern.search(folded, m.start() + 1)
@@ -220,6 +263,11 @@ def find_emergencies(text: str) -> tuple[EmergencyMatch, ...]:
         infant = _infant(folded)
         if infant is not None:
             found["child_fever_infant"] = EmergencyMatch("child_fever_infant", f"{infant} {fever}")
+    if "chest_pain" not in found:
+        sign = _first_affirmed(_PALE_OR_SWEATING, folded)
+        pain = _first_affirmed(_RADIATING_PAIN, folded)
+        if sign is not None and pain is not None:
+            found["chest_pain"] = EmergencyMatch("chest_pain", f"{sign} {pain}")
     return tuple(found[kind] for kind in KINDS if kind in found)
 
 
@@ -233,7 +281,7 @@ def _negated(folded: str, start: int) -> bool:
 
 def _first_affirmed(pattern: re.Pattern[str], folded: str) -> str | None:
     for m in pattern.finditer(folded):
-        if not _negated(folded, m.start()):
+        if not _negated(folded, m.start()) and not told_as_history(folded, m.start(), m.end()):
             return m.group(0)
     return None
 

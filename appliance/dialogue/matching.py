@@ -20,8 +20,11 @@ ANY: Final = "any"
 def match_reason(text: str, reasons: Sequence[Any]) -> str | None:
     """The id of the visit reason whose keywords or label the caller used; None if none or a tie.
 
-    Longest matching phrase wins; an exact phrase beats a fuzzy one ("vacin"). Two
-    reasons matching equally well are ambiguous: the dialogue asks.
+    A phrase that says something specific beats one that only says "see the
+    doctor" ("voir le docteur pour un vaccin" is a vaccination, "voir le docteur
+    pour mon renouvellement" a follow-up); then an exact phrase beats a fuzzy
+    one ("vacin"), then the longest phrase wins. Two reasons matching equally
+    well are ambiguous: the dialogue asks.
     """
     words = _stems(normalize_input(text))
     if not words:
@@ -29,8 +32,8 @@ def match_reason(text: str, reasons: Sequence[Any]) -> str | None:
     scored = []
     for reason in reasons:
         phrases = (*getattr(reason, "keywords", ()), _ARTICLE_RE.sub("", normalize(str(reason.label))))
-        best = max((_phrase_score(_stems(normalize(str(p))), words) for p in phrases), default=(0, 0))
-        if best > (0, 0):
+        best = max((_phrase_score(_stems(normalize(str(p))), words) for p in phrases), default=(0, 0, 0))
+        if best > (0, 0, 0):
             scored.append((best, str(reason.id)))
     scored.sort(reverse=True)
     if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
@@ -40,23 +43,29 @@ def match_reason(text: str, reasons: Sequence[Any]) -> str | None:
 
 _ARTICLE_RE: Final = re.compile(r"^(?:un|une|le|la|les|des|du|l|d) ")
 _FUZZY_PHRASE: Final = 0.88  # "rappeler" vs "rappel" is 0.86: not the vaccine booster
+# Words of any booking: a phrase made only of these ("voir le docteur",
+# "consulter") says that the caller wants an appointment, not what for.
+_GENERIC_WORDS: Final = frozenset(
+    "voir le la les un une de du des l d docteur medecin consulter consultation rendez vou rdv".split()
+)
 
 
 def _stems(folded: str) -> list[str]:
     return [w[:-1] if len(w) > 3 and w[-1] in "sx" else w for w in folded.split()]
 
 
-def _phrase_score(phrase: list[str], words: list[str]) -> tuple[int, int]:
-    """(2 exact / 1 fuzzy / 0 none, phrase length in characters)."""
+def _phrase_score(phrase: list[str], words: list[str]) -> tuple[int, int, int]:
+    """(1 specific / 0 generic, 2 exact / 1 fuzzy / 0 none, phrase length in characters)."""
     k, joined = len(phrase), " ".join(phrase)
     if not k:
-        return 0, 0
+        return 0, 0, 0
+    specific = int(any(w not in _GENERIC_WORDS for w in phrase))
     windows = [" ".join(words[i : i + k]) for i in range(len(words) - k + 1)]
     if joined in windows:
-        return 2, len(joined)
+        return specific, 2, len(joined)
     if len(joined) >= 6 and any(difflib.SequenceMatcher(None, w, joined).ratio() >= _FUZZY_PHRASE for w in windows):
-        return 1, len(joined)
-    return 0, 0
+        return specific, 1, len(joined)
+    return 0, 0, 0
 
 
 _TITLE_WORDS: Final = frozenset(

@@ -8,6 +8,9 @@ accents and with random punctuation. Every French rule of the dialogue
 - lowercase, punctuation, apostrophes and hyphens turned into single spaces
   ("j'ai" -> "j ai", "rendez-vous" -> "rendez vous"), so keywords are written
   the same way and matched on word boundaries;
+- the recogniser's spellings of "rendez-vous" ("rende vous", "rendévous",
+  "rendez vou") written the one way, since every rule about appointments
+  looks for it;
 - accents folded for matching ("é" -> "e", "œ" -> "oe"), because the recogniser
   drops them at random; the accented form is kept for what is shown or spoken;
 - French number words turned into digits ("quatre-vingt-dix-sept" -> "97",
@@ -45,6 +48,7 @@ _LIGATURES: Final = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE
 _QUOTES: Final = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 _CLOCK_RE: Final = re.compile(r"(\d{1,2})\s*:\s*(\d{2})")  # "9:30" is written "9h30" in French
 _NOT_WORD_RE: Final = re.compile(r"[\W_]+")
+_RENDEZ_VOUS_RE: Final = re.compile(r"\b(?:rendez|rende|rendé|rendés|randez|rande|rendes) ?(?:vous|vou|voux)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,7 @@ def clean(text: str) -> str:
     """Lowercase, accents kept, punctuation to spaces, spaces collapsed (no number conversion)."""
     text = unicodedata.normalize("NFC", text).translate(_QUOTES).lower()
     text = _CLOCK_RE.sub(r"\1h\2", text)
-    return " ".join(_NOT_WORD_RE.sub(" ", text).split())
+    return _RENDEZ_VOUS_RE.sub("rendez vous", " ".join(_NOT_WORD_RE.sub(" ", text).split()))
 
 
 def fold(text: str) -> str:

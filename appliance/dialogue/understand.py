@@ -14,8 +14,9 @@ Choices made where French is ambiguous, so that they can be argued with:
   next week's); today is "aujourd'hui". "mardi prochain" is the same day as
   "mardi" ("mardi en huit" is a week later).
 - "le 25" is the next 25th from today, this month (today included) or the next.
-- a day taken back does not count: "pas mardi, jeudi" and "mardi… non, jeudi"
-  are Thursday (the day named after the last "non" / "pardon" wins).
+- a day or time taken back does not count: "pas mardi, jeudi" and "mardi…
+  non, jeudi" are Thursday, "à 10 heures, non pardon, à 11 heures" is 11:00
+  (what is named after the last "non" / "pardon" wins).
 - an hour of 1 to 7 without "du matin" is the afternoon ("à 3 heures" is 15 h):
   nobody is seen at 3 a.m.
 - a choice among offered slots also follows the last pick ("le premier, non, le
@@ -140,24 +141,44 @@ def _part_of_day(folded: str) -> str | None:
     """The part of the day wished for; None when none is said or the wish is unclear.
 
     "le matin de préférence, l'après-midi je fais la sieste" is the morning: of
-    several parts named, a ruled-out one ("pas l'après-midi") drops out and a
-    preferred one ("de préférence", "plutôt") wins; several left without a
-    preference is no wish at all, rather than a guess.
+    several parts named, a ruled-out one ("pas l'après-midi") drops out, one
+    inside another is the finer wish ("mercredi matin, de bonne heure"), a
+    preferred one ("de préférence", "plutôt") wins, and of "X, sinon Y" the first
+    is the wish. Several left with none of these is no wish at all, rather than
+    a guess.
     """
     taken: list[tuple[int, int, str]] = []
     for key, pattern in _PART_RES:  # most specific first: "tôt le matin" before "matin"
         for m in pattern.finditer(folded):
             if not any(s < m.end() and m.start() < e for s, e, _ in taken):
                 taken.append((m.start(), m.end(), key))
-    taken = [t for t in taken if not _EXCLUDED_BEFORE_RE.search(folded[max(0, t[0] - 20) : t[0]])]
+    taken = sorted(t for t in taken if not _EXCLUDED_BEFORE_RE.search(folded[max(0, t[0] - 20) : t[0]]))
     keys = {key for _, _, key in taken}
     if len(keys) <= 1:
         return keys.pop() if keys else None
+    narrowest = min(keys, key=lambda k: _span_minutes(PARTS_OF_DAY[k]))
+    if all(_within(PARTS_OF_DAY[narrowest], PARTS_OF_DAY[k]) for k in keys):
+        return narrowest
     preferred = {
         key for start, end, key in taken
         if _PREFERRED_RE.search(folded[max(0, start - 12) : start]) or _PREFERRED_RE.search(folded[end : end + 20])
     }  # fmt: skip
-    return preferred.pop() if len(preferred) == 1 else None
+    if len(preferred) == 1:
+        return preferred.pop()
+    if _FALLBACK_RE.search(folded[taken[0][1] :]):
+        return taken[0][2]
+    return None
+
+
+_FALLBACK_RE: Final = re.compile(r"\b(?:sinon|a defaut|a la rigueur|ou alors)\b")
+
+
+def _span_minutes(span: tuple[time, time]) -> int:
+    return (span[1].hour * 60 + span[1].minute) - (span[0].hour * 60 + span[0].minute)
+
+
+def _within(inner: tuple[time, time], outer: tuple[time, time]) -> bool:
+    return outer[0] <= inner[0] and inner[1] <= outer[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,31 +314,48 @@ def _describe_day(days: _Days, part: str | None, today: date) -> str:
 
 
 def _take_clock(folded: str) -> tuple[_Clock | None, str]:
-    """The first valid time of day said, and the text without it (so "9h30" is no day)."""
-    for m in _TIME_RE.finditer(folded):
-        if m.group("noon"):
-            hour, minute = 12, 0
-        else:
-            hour, minute = int(m.group("h") or m.group("bare")), int(m.group("m") or 0)
-            if m.group("bare") and not (7 <= hour <= 20 and (m.group("a") or m.group("mode"))):
-                continue  # "le 2", "à 2": too unsure to be an hour without "heures"
-        frac = m.group("frac") or ""
-        minute += 30 if "demi" in frac else 15 if "quart" in frac and "moins" not in frac else 0
-        if "moins" in frac:
-            hour, minute = hour - 1, 45
-        ampm = m.group("ampm") or ""
-        if hour < 12 and ("apres" in ampm or "aprem" in ampm or "soir" in ampm or (1 <= hour <= 7 and not ampm)):
-            hour += 12
-        if not (0 <= hour <= 23 and 0 <= minute <= 59):
-            continue
-        mode_words = (m.group("mode") or "").strip()
-        mode = {"a partir de": "after", "apres": "after", "pas avant": "after", "avant": "before"}.get(
-            mode_words, "around" if mode_words else "at"
-        )
-        if mode_words == "pas apres":
-            mode = "before"
-        return _Clock(time(hour, minute), mode), f"{folded[: m.start()]} | {folded[m.end() :]}"
-    return None, folded
+    """The time of day said, and the text without it (so "9h30" is no day).
+
+    The first valid one, unless the caller corrected it: "à 10 heures, non
+    pardon, à 11 heures" is 11:00 (the first time after the last correction).
+    """
+    clocks = [(m, clock) for m in _TIME_RE.finditer(folded) if (clock := _clock_of(m)) is not None]
+    if not clocks:
+        return None, folded
+    m, clock = clocks[0]
+    corrections = [c.end() for c in _CORRECTION_RE.finditer(folded)]
+    for cut in reversed(corrections):
+        later = [(lm, lc) for lm, lc in clocks if lm.start() >= cut]
+        if later and later[0][0].start() != m.start():
+            m, clock = later[0]
+            break
+    return clock, f"{folded[: m.start()]} | {folded[m.end() :]}"
+
+
+def _clock_of(m: re.Match[str]) -> _Clock | None:
+    """The time one match of ``_TIME_RE`` says, or None when it is no valid time of day."""
+    if m.group("noon"):
+        hour, minute = 12, 0
+    else:
+        hour, minute = int(m.group("h") or m.group("bare")), int(m.group("m") or 0)
+        if m.group("bare") and not (7 <= hour <= 20 and (m.group("a") or m.group("mode"))):
+            return None  # "le 2", "à 2": too unsure to be an hour without "heures"
+    frac = m.group("frac") or ""
+    minute += 30 if "demi" in frac else 15 if "quart" in frac and "moins" not in frac else 0
+    if "moins" in frac:
+        hour, minute = hour - 1, 45
+    ampm = m.group("ampm") or ""
+    if hour < 12 and ("apres" in ampm or "aprem" in ampm or "soir" in ampm or (1 <= hour <= 7 and not ampm)):
+        hour += 12
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None
+    mode_words = (m.group("mode") or "").strip()
+    mode = {"a partir de": "after", "apres": "after", "pas avant": "after", "avant": "before"}.get(
+        mode_words, "around" if mode_words else "at"
+    )
+    if mode_words == "pas apres":
+        mode = "before"
+    return _Clock(time(hour, minute), mode)
 
 
 _DATE_RE: Final = re.compile(

@@ -65,6 +65,8 @@ class ScriptedCaller:
         self.played: list[ScenarioTurn] = []
         self.said_before_transcript: list[str | None] = []
         """For each transcript the box produced, what this caller had last said."""
+        self.turn_before_transcript: list[ScenarioTurn | None] = []
+        """For each transcript, the scenario turn this caller had last said."""
         self._acting: asyncio.Task[None] | None = None
         self._interrupting = False  # a while_box_speaks act is under way for the current reply
         self.failure: BaseException | None = None
@@ -77,8 +79,9 @@ class ScriptedCaller:
             case AssistantReplied(ask=ask):
                 self.ask = ask
             case TranscriptReady():
-                said = [t.say for t in self.played if t.say is not None]
-                self.said_before_transcript.append(said[-1] if said else None)
+                said = [t for t in self.played if t.say is not None]
+                self.said_before_transcript.append(said[-1].say if said else None)
+                self.turn_before_transcript.append(said[-1] if said else None)
             case AudioOutStarted():
                 upcoming = self.pick(take=False)
                 if upcoming is not None and upcoming.while_box_speaks:

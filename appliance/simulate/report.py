@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from appliance.call import CallResult
+from appliance.dialogue.normalize import fold
 from appliance.events import TurnTimed, event_to_dict
+from appliance.simulate.emergency_rule import EmergencyInstruction, emergency_failures
 from appliance.simulate.scenario import Expect, Scenario
 
 
@@ -21,9 +25,18 @@ def build_report(
     message: dict[str, Any] | None,
     load_s: dict[str, float],
     line: dict[str, Any] | None = None,
+    *,
+    emergency_instruction: EmergencyInstruction | None = None,
+    cue_transcript: int | None = None,
+    appointments: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """The report; ``emergency_instruction`` recognises the instruction for the
+    emergency rule (required for a scenario whose outcome is ``emergency``), and
+    ``cue_transcript`` is which transcript carried its ``emergency_cue`` turn."""
     timings = [e for e in result.events if isinstance(e, TurnTimed)]
     latencies = [t.latency_ms for t in timings]
+    events = [event_to_dict(e) for e in result.events]
+    caller_turns = caller_turn_count(events)
     report: dict[str, Any] = {
         "scenario": str(scenario.path),
         "title": scenario.title,
@@ -31,12 +44,15 @@ def build_report(
         "outcome": result.outcome,
         "booking": booking,
         "message": message,
+        "appointments": list(appointments),
         "turns": [asdict(t) for t in result.turns],
         "line": line or {"name": scenario.line, "end_reason": _end_reason(result), "answered": True,
                          "hangup_to_end_s": None, "ready_after_s": None},
-        "events": [event_to_dict(e) for e in result.events],
+        "events": events,
         "metrics": {
             "turns": len(result.turns),
+            "caller_turns": caller_turns,
+            "caller_turns_to_booking": caller_turn_count(events, until="booking"),
             "latency_ms": latencies,
             "latency_p50_ms": _percentile(latencies, 50),
             "latency_p95_ms": _percentile(latencies, 95),
@@ -47,8 +63,30 @@ def build_report(
         },
     }
     failures = check(scenario.expect, report)
+    if scenario.expect.outcome == "emergency":
+        if emergency_instruction is None:
+            raise ValueError("an emergency scenario's report needs the emergency instruction to check its rule")
+        failures += emergency_failures(events, cue_transcript=cue_transcript, is_instruction=emergency_instruction)
     report["expect"] = {"passed": not failures, "failures": failures}
     return report
+
+
+def caller_turn_count(events: Sequence[dict[str, Any]], *, until: str | None = None) -> int | None:
+    """Caller turns (words, keys, silences) in the call, or before the first ``until`` event.
+
+    None when ``until`` never happened. The keys of one turn arrive as one
+    ``dtmf`` event each, back to back: they count once.
+    """
+    count = 0
+    previous = ""
+    for event in events:
+        kind = event["kind"]
+        if kind == until:
+            return count
+        if kind in ("transcript", "no_input") or (kind == "dtmf" and previous != "dtmf"):
+            count += 1
+        previous = kind
+    return None if until else count
 
 
 def _end_reason(result: CallResult) -> str | None:
@@ -123,7 +161,34 @@ def check(expect: Expect, report: dict[str, Any]) -> list[str]:
         got = message["category"] if message else None
         if got != expect.message_category:
             differ("message_category", expect.message_category, got)
+    if expect.message_urgency:
+        message = report["message"]
+        got = message["urgency"] if message else None
+        if got != expect.message_urgency:
+            differ("message_urgency", expect.message_urgency, got)
+    replies = [t["text"] for t in report["turns"] if t["speaker"] == "assistant" and t["text"]]
+    for words in expect.said:
+        if not any(says(reply, words) for reply in replies):
+            failures.append(f"said: no reply contains {words!r}")
+    for words in expect.not_said:
+        for reply in replies:
+            if says(reply, words):
+                failures.append(f"not_said: a reply contains {words!r}: {reply!r}")
+                break
+    if expect.max_caller_turns is not None:
+        metrics = report["metrics"]
+        to_booking = metrics["caller_turns_to_booking"]
+        took = to_booking if to_booking is not None else metrics["caller_turns"]
+        if took > expect.max_caller_turns:
+            where = "to the booking" if to_booking is not None else "in the call"
+            failures.append(f"max_caller_turns: {took} caller turns {where} (expected at most {expect.max_caller_turns})")
     return failures
+
+
+def says(reply: str, words: str) -> bool:
+    """Whether ``reply`` contains ``words`` as whole words, ignoring case, accents and punctuation."""
+    wanted = fold(words)
+    return bool(wanted) and re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", fold(reply)) is not None
 
 
 def _seconds(value: float | None) -> str:

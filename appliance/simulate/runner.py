@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,14 +22,15 @@ from appliance.app import Appliance
 from appliance.call import CallResult
 from appliance.clock import FixedClock
 from appliance.config import Config
-from appliance.errors import ApplianceError, ConfigError, LineError, ScenarioError
+from appliance.errors import ApplianceError, ConfigError, LineError, ScenarioError, SlotTaken, StoreError
 from appliance.events import CallEnded
 from appliance.line.base import LineDriver
 from appliance.line.sim.line import SimLine
 from appliance.simulate.caller import CallerAudio, ScriptedCaller
 from appliance.simulate.devices import device_line
+from appliance.simulate.emergency_rule import EmergencyInstruction
 from appliance.simulate.report import build_report
-from appliance.simulate.scenario import NOT_ANSWERED, Scenario, device_of, load_scenario
+from appliance.simulate.scenario import NOT_ANSWERED, Scenario, SeededAppointment, device_of, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.speech.tts import Synthesizer
 from appliance.store import appointments
@@ -57,6 +59,7 @@ async def simulate(
     except ConfigError as err:
         raise ScenarioError(f"{scenario.path}: practice {scenario.practice!r}: {err.detail}") from err
     try:
+        seeded = _seed(box, scenario)
         audio = None
         if mode == "audio":
             assert speech is not None
@@ -80,18 +83,69 @@ async def simulate(
         if caller.failure is not None:
             raise caller.failure
         _pair_with_script(result, caller.said_before_transcript)
+        cue = next((t for t in scenario.turns if t.emergency_cue), None)
+        cue_transcript = next((i for i, t in enumerate(caller.turn_before_transcript) if cue is not None and t is cue), None)
         worker = box.outbox_worker()
         if worker is not None and result.appointment_id is not None:
             # What the core's worker would do next: send the booking to the practice's
             # cloud agenda, so the report says whether it got there (synced, conflict,
             # pending while the server is unreachable).
             await asyncio.to_thread(worker.run_once)
-        booking = _booking(box, result)
+        booking = _booking(box, result, seeded)
         message = _message(box, result)
         load_s = speech.load_s if speech else {}
-        return build_report(scenario, mode, result, booking, message, load_s, line_facts)
+        instruction = EmergencyInstruction.from_templates(config.speech.language, box.practice.emergency_number)
+        return build_report(scenario, mode, result, booking, message, load_s, line_facts,
+                            emergency_instruction=instruction, cue_transcript=cue_transcript,
+                            appointments=_seeded_after(box, seeded))
     finally:
         box.close()
+
+
+def _seed(box: Appliance, scenario: Scenario) -> list[tuple[SeededAppointment, int]]:
+    """Book the scenario's ``[[appointment]]`` tables through the store, as real ones.
+
+    The demo practice's invented agenda yields where a seeded appointment falls:
+    its filler appointments there are cancelled (they are never synced), so the
+    scenario's author need not know which demo slots happen to be taken.
+    """
+    seeded = []
+    for wanted in scenario.appointments:
+        where = f"{scenario.path}:{wanted.line}: [[appointment]]"
+        try:
+            practitioner = box.practice.practitioner(wanted.practitioner)
+            reason = box.practice.reason(wanted.reason)
+        except KeyError as err:
+            raise ScenarioError(f"{where} the practice has no {err.args[0]}") from None
+        start = wanted.start.astimezone(box.practice.tz)
+        end = start + timedelta(minutes=reason.duration_min)
+        for filler in appointments.appointments_between(box.store, start, end):
+            if filler.origin == "seed" and filler.practitioner_id == practitioner.id:
+                appointments.cancel(box.store, filler.id)
+        request = appointments.BookingRequest(
+            practitioner_id=practitioner.id, reason_id=reason.id, start=start, end=end,
+            patient_last_name=wanted.last_name, patient_first_name=wanted.first_name,
+            patient_birth_date=wanted.birth_date, patient_phone=wanted.phone, origin="staff",
+        )  # fmt: skip
+        try:
+            seeded.append((wanted, appointments.book(box.store, box.practice, request).id))
+        except SlotTaken:
+            raise ScenarioError(f"{where} overlaps another appointment of the scenario") from None
+        except StoreError as err:
+            raise ScenarioError(f"{where} {err.detail}") from None
+    return seeded
+
+
+def _seeded_after(box: Appliance, seeded: list[tuple[SeededAppointment, int]]) -> list[dict[str, Any]]:
+    """The seeded appointments as the call left them (the report's ``appointments``)."""
+    out = []
+    for _, appointment_id in seeded:
+        appt = appointments.get_appointment(box.store, appointment_id)
+        assert appt is not None  # booked above, never deleted
+        out.append({"id": appt.id, "status": appt.status, "start": appt.start.isoformat(),
+                    "practitioner": appt.practitioner_id, "reason": appt.reason_id,
+                    "patient": {"last_name": appt.patient_last_name, "first_name": appt.patient_first_name}})
+    return out
 
 
 async def _answer_on_device(box: Appliance, scenario: Scenario, line: LineDriver, caller: ScriptedCaller) -> CallResult:
@@ -154,10 +208,15 @@ def _pair_with_script(result: CallResult, said: list[str | None]) -> None:
             turn.text = text
 
 
-def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
-    if result.appointment_id is None:
-        return None
-    appt = appointments.get_appointment(box.store, result.appointment_id)
+def _booking(box: Appliance, result: CallResult, seeded: list[tuple[SeededAppointment, int]]) -> dict[str, Any] | None:
+    """The appointment the call booked, or else the seeded one it moved; None if neither."""
+    appointment_id = result.appointment_id
+    if appointment_id is None:
+        moved = [i for wanted, i in seeded if _moved(box, wanted, i)]
+        if not moved:
+            return None
+        appointment_id = moved[0]
+    appt = appointments.get_appointment(box.store, appointment_id)
     practitioner = box.practice.practitioner(appt.practitioner_id)
     return {
         "id": appt.id,
@@ -174,6 +233,11 @@ def _booking(box: Appliance, result: CallResult) -> dict[str, Any] | None:
         },
         "sync_state": appt.sync_state,
     }
+
+
+def _moved(box: Appliance, wanted: SeededAppointment, appointment_id: int) -> bool:
+    appt = appointments.get_appointment(box.store, appointment_id)
+    return appt is not None and appt.status == "booked" and appt.start != wanted.start
 
 
 def _message(box: Appliance, result: CallResult) -> dict[str, Any] | None:

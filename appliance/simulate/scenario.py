@@ -2,6 +2,25 @@
 
 Every mistake is reported as ``file:line: problem`` so whoever wrote the file can
 fix it without reading code; nothing here raises anything but ``ScenarioError``.
+
+Besides the call itself (``now``, ``caller_id``, ``[[turn]]``, ``[expect]``), a
+scenario carries what the evaluation of the secretary needs:
+
+- ``category``: which figure of ``appliance scenarios`` / ``make bench`` it counts
+  in (``CATEGORIES``); derived from the expected outcome when left out.
+- ``pending = "<reason>"``: a known failure of the dialogue, reported as an
+  expected failure until fixed (a pending scenario that passes is an error, so
+  the mark cannot outlive the bug).
+- ``audio = true``: also run in audio mode by ``make bench`` (a small subset,
+  since audio runs take real model time).
+- ``[[appointment]]``: appointments that exist before the call (last_name,
+  first_name, birth_date, practitioner, start, reason; phone optional), booked
+  through the store like any other, for calls that cancel or move one.
+- a ``[[turn]]`` may carry ``emergency_cue = true``: the caller's first words
+  that call for the 15. From that turn on the assistant may say nothing but the
+  emergency instruction (``emergency_rule``).
+- ``[expect]`` adds ``message_urgency``, ``said`` / ``not_said`` (words some
+  reply must contain / no reply may contain) and ``max_caller_turns``.
 """
 
 from __future__ import annotations
@@ -17,6 +36,7 @@ from appliance.dialogue.reply import ASKS
 from appliance.errors import ScenarioError
 from appliance.errors import ConfigError
 from appliance.line.sim.devices import GSM_PROFILES, device_profile
+from appliance.store.inbox import URGENCIES
 
 NOT_ANSWERED: Final = "not_answered"  # the box never had the call: the caller gave up while it rang
 OUTCOMES: Final = (
@@ -26,9 +46,26 @@ CATEGORIES: Final = ("prescription", "certificate", "sick_note", "results", "adm
 CHANNELS: Final = ("g711-ulaw", "g711-alaw", "linear")
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAYS_FR: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_TOP: Final = {"title", "now", "caller_id", "practice", "line", "line_faults", "caller", "turn", "expect"}
+_TOP: Final = {
+    "title", "now", "caller_id", "practice", "line", "line_faults", "caller", "turn", "expect",
+    "category", "pending", "audio", "appointment",
+}  # fmt: skip
+# What a scenario counts towards in the evaluation figures (``appliance.simulate.evaluation``).
+# "not_emergency" is the false-alarm set: alarming words that are no emergency.
+SCENARIO_CATEGORIES: Final = (
+    "booking", "cancel", "move", "message", "question", "emergency", "not_emergency", "advice",
+    "privacy", "failure", "misuse", "line", "other",
+)  # fmt: skip
+_CATEGORY_OF_OUTCOME: Final = {
+    "booked": "booking", "cancelled": "cancel", "rescheduled": "move", "message": "message",
+    "answered": "question", "emergency": "emergency",
+}  # fmt: skip
+_APPOINTMENT: Final = {"last_name", "first_name", "birth_date", "phone", "practitioner", "start", "reason"}
+_APPOINTMENT_REQUIRED: Final = ("last_name", "first_name", "birth_date", "practitioner", "start", "reason")
 _CALLER: Final = {"voice", "channel", "noise_db"}
-_TURN: Final = {"say", "dtmf", "silence_s", "hangup", "fault", "when", "while_box_speaks", "hold_s", "fault_s"}
+_TURN: Final = {
+    "say", "dtmf", "silence_s", "hangup", "fault", "when", "while_box_speaks", "hold_s", "fault_s", "emergency_cue",
+}  # fmt: skip
 _ACTS: Final = ("say", "dtmf", "silence_s", "hangup", "fault")
 _LINE_FAULTS: Final = {"hangup_signal", "random_chunks", "abandon_at_ring", "cpcmreg_refusals"}
 # How the caller's hang-up shows on an analog line (telephony.md 1.10): the
@@ -55,6 +92,10 @@ _EXPECT: Final = {
     "end_reason",
     "hangup_within_s",
     "line_ready_within_s",
+    "message_urgency",
+    "said",
+    "not_said",
+    "max_caller_turns",
 }
 
 
@@ -94,6 +135,8 @@ class ScenarioTurn:
     """Act one second into the assistant's next reply instead of after it."""
     hold_s: float = 0.1
     """How long each key of ``dtmf`` is held down."""
+    emergency_cue: bool = False
+    """The caller's first words that call for the 15: only the emergency instruction may follow."""
     line: int = 0
 
 
@@ -114,6 +157,32 @@ class Expect:
     end_reason: str | None = None
     hangup_within_s: float | None = None
     line_ready_within_s: float | None = None
+    message_urgency: str | None = None
+    """Of the call's most urgent message for the staff: one of the inbox's ``URGENCIES``."""
+    said: tuple[str, ...] = ()
+    """Words some assistant reply must contain (whole words; case, accents, punctuation ignored)."""
+    not_said: tuple[str, ...] = ()
+    """Words no assistant reply may contain (same matching as ``said``)."""
+    max_caller_turns: int | None = None
+    """At most this many caller turns up to the booking, or in the whole call without one."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeededAppointment:
+    """An appointment that exists before the call (``[[appointment]]``)."""
+
+    last_name: str
+    first_name: str
+    birth_date: date
+    practitioner: str
+    """A practitioner id of the scenario's practice."""
+    start: datetime
+    """Aware; the visit lasts as long as the practice says for its reason."""
+    reason: str
+    """A visit reason id of the scenario's practice."""
+    phone: str = ""
+    line: int = 0
+    """Where the table starts in the file, for messages about it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +198,13 @@ class Scenario:
     turns: tuple[ScenarioTurn, ...]
     expect: Expect
     line_faults: LineFaults = LineFaults()
+    category: str = "other"
+    """One of ``SCENARIO_CATEGORIES``: what the scenario counts towards in the evaluation."""
+    pending: str | None = None
+    """Why the scenario is known to fail today; None when it must pass."""
+    audio: bool = False
+    """Part of the audio-mode subset ``make bench`` runs with the real models."""
+    appointments: tuple[SeededAppointment, ...] = ()
 
     @property
     def device_kind(self) -> str | None:
@@ -235,6 +311,17 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
     turns = _parse_turns(raw.get("turn", []), src, kind)
     expect = _parse_expect(raw.get("expect", {}), src)
     faults = _parse_line_faults(raw.get("line_faults", {}), src, kind)
+    category = _parse_category(raw, expect, src)
+    cue = next((t for t in turns if t.emergency_cue), None)
+    if cue is not None and expect.outcome != "emergency":
+        raise src.error(cue.line, "'emergency_cue' marks the cue of a scenario whose outcome is 'emergency'")
+    pending = raw.get("pending")
+    if pending is not None and (not isinstance(pending, str) or not pending.strip()):
+        raise src.error(src.of_key("pending"), "'pending' is the reason the scenario fails today, as text")
+    audio = raw.get("audio", False)
+    if not isinstance(audio, bool):
+        raise src.error(src.of_key("audio"), "'audio' is true or false")
+    seeded = _parse_appointments(raw.get("appointment", []), src)
     return Scenario(
         path=src.path,
         title=str(raw.get("title", src.path.stem)),
@@ -246,7 +333,67 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
         turns=turns,
         expect=expect,
         line_faults=faults,
+        category=category,
+        pending=pending.strip() if pending else None,
+        audio=audio,
+        appointments=seeded,
     )
+
+
+def _parse_category(raw: dict[str, Any], expect: Expect, src: _Lines) -> str:
+    category = raw.get("category")
+    if category is None:
+        return _CATEGORY_OF_OUTCOME.get(expect.outcome or "", "other")
+    if category not in SCENARIO_CATEGORIES:
+        raise src.error(src.of_key("category"), f"category must be one of {', '.join(SCENARIO_CATEGORIES)}")
+    # The emergency figures count scenarios by category: the two must agree.
+    if (category == "emergency") != (expect.outcome == "emergency"):
+        raise src.error(src.of_key("category"), "category 'emergency' goes with outcome 'emergency', and only with it")
+    return str(category)
+
+
+def _parse_appointments(raw: Any, src: _Lines) -> tuple[SeededAppointment, ...]:
+    if not isinstance(raw, list):
+        raise src.error(src.of_key("appointment"), "appointments are written as [[appointment]] tables")
+    seeded = []
+    for i, entry in enumerate(raw):
+        line = src.of_table("[[appointment]]", i)
+        for key in entry:
+            if key not in _APPOINTMENT:
+                known = ", ".join(sorted(_APPOINTMENT))
+                raise src.error(src.of_key(key, line), f"unknown key '{key}' in [[appointment]] (known: {known})")
+        for key in _APPOINTMENT_REQUIRED:
+            if key not in entry:
+                raise src.error(line, f"[[appointment]] needs '{key}'")
+        for key in ("last_name", "first_name", "practitioner", "reason", "phone"):
+            if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+                raise src.error(src.of_key(key, line), f"[[appointment]] {key} must be non-empty text")
+        phone = entry.get("phone", "").replace(" ", "")
+        if phone and not re.fullmatch(r"\+?[0-9]{3,20}", phone):
+            raise src.error(src.of_key("phone", line), "[[appointment]] phone must be a phone number")
+        start = entry["start"]
+        if isinstance(start, str):
+            try:
+                start = datetime.fromisoformat(start)
+            except ValueError:
+                start = None
+        if not isinstance(start, datetime) or start.tzinfo is None or start.second or start.microsecond:
+            raise src.error(src.of_key("start", line),
+                            "[[appointment]] start must be a date-time in whole minutes with its UTC offset, "
+                            "e.g. 2026-11-26T10:00:00+01:00")
+        seeded.append(
+            SeededAppointment(
+                last_name=entry["last_name"].strip(),
+                first_name=entry["first_name"].strip(),
+                birth_date=_as_date(entry["birth_date"], "birth_date", src.of_key("birth_date", line), src),
+                practitioner=entry["practitioner"].strip(),
+                start=start,
+                reason=entry["reason"].strip(),
+                phone=phone,
+                line=line,
+            )
+        )
+    return tuple(seeded)
 
 
 def _parse_line_faults(raw: Any, src: _Lines, kind: str | None) -> LineFaults:
@@ -335,6 +482,9 @@ def _parse_turns(raw: Any, src: _Lines, kind: str | None) -> tuple[ScenarioTurn,
         hold = entry.get("hold_s", 0.1)
         if not isinstance(hold, int | float) or not 0.05 <= hold <= 5 or ("hold_s" in entry and act != "dtmf"):
             raise src.error(src.of_key("hold_s", line), "'hold_s' is how long each dtmf key is held: 0.05-5 seconds")
+        cue = entry.get("emergency_cue", False)
+        if not isinstance(cue, bool) or (cue and act != "say"):
+            raise src.error(src.of_key("emergency_cue", line), "'emergency_cue' is true or false, on a 'say' turn")
         lasting = entry.get("fault_s", 3.0)
         if not isinstance(lasting, int | float) or not 0 < lasting <= 60 or ("fault_s" in entry and act != "fault"):
             raise src.error(src.of_key("fault_s", line), "'fault_s' is how long a fault lasts: 0-60 seconds")
@@ -349,9 +499,13 @@ def _parse_turns(raw: Any, src: _Lines, kind: str | None) -> tuple[ScenarioTurn,
                 when=when,
                 while_box_speaks=speaking,
                 hold_s=float(hold),
+                emergency_cue=cue,
                 line=line,
             )
         )
+    if sum(t.emergency_cue for t in turns) > 1:
+        second = [t for t in turns if t.emergency_cue][1]
+        raise src.error(second.line, "only the first emergency cue is marked 'emergency_cue'")
     return tuple(turns)
 
 
@@ -368,6 +522,17 @@ def _parse_expect(raw: Any, src: _Lines) -> Expect:
             raise src.error(at, f"outcome must be one of {', '.join(OUTCOMES)}")
         elif key == "message_category" and value not in CATEGORIES:
             raise src.error(at, f"message_category must be one of {', '.join(CATEGORIES)}")
+        elif key == "message_urgency" and value not in URGENCIES:
+            raise src.error(at, f"message_urgency must be one of {', '.join(URGENCIES)}")
+        elif key in ("said", "not_said"):
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise src.error(at, f"{key} must be a list of non-empty texts, e.g. {key} = [\"rendez-vous\"]")
+            value = tuple(v.strip() for v in value)
+        elif key == "max_caller_turns":
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+                raise src.error(at, "max_caller_turns must be a whole number from 1 to 100")
         elif key == "weekday":
             name = str(value).lower()
             if name in WEEKDAYS:
