@@ -351,3 +351,37 @@ def test_the_helpers_summary_is_added_under_the_structured_one_after_the_call(bo
     assert message.summary.splitlines()[0].startswith("Renouvellement d'ordonnance")
     assert message.summary.splitlines()[1] == (
         "Résumé automatique, à vérifier : Le patient demande le renouvellement de son traitement habituel.")
+
+
+# -- corrections at the read-back ----------------------------------------------------
+BOOKING = ("Une consultation avec le docteur Martin jeudi matin", "le premier", "Durand", "Paul", "3 février 1950")
+
+
+def test_the_caller_id_is_read_back_not_asked_and_a_new_number_said_there_replaces_it(box: Box) -> None:
+    caller = Caller(*BOOKING, "Non, le numéro c'est le 07 81 23 45 67", "oui")
+    result = box.call(caller)
+    assert "phone" not in caller.asks
+    assert "joignable au 06 12 34 56 78" in said(result)[5]
+    assert "joignable au 07 81 23 45 67" in said(result)[6]
+    assert result.outcome == "booked"
+    assert appointments.get_appointment(box.app.store, result.appointment_id).patient_phone == "0781234567"
+
+
+def test_a_wrong_name_at_the_read_back_is_asked_again_and_the_rest_is_kept(box: Box) -> None:
+    caller = Caller(*BOOKING, "Non, le nom c'est pas ça", "Durant", "oui")
+    result = box.call(caller)
+    assert caller.asks[-3:] == ["last_name", "confirm", "anything_else"]
+    booked = appointments.get_appointment(box.app.store, result.appointment_id)
+    assert (booked.patient_last_name, booked.patient_first_name) == ("Durant", "Paul")
+
+
+def test_a_wrong_birth_date_said_at_the_read_back_is_taken(box: Box) -> None:
+    result = box.call(Caller(*BOOKING, "Non, la date de naissance c'est le 4 février 1950", "oui"))
+    booked = appointments.get_appointment(box.app.store, result.appointment_id)
+    assert booked.patient_birth_date == date(1950, 2, 4)
+
+
+def test_without_caller_id_the_number_is_asked(box: Box) -> None:
+    caller = Caller(*BOOKING, "06 11 22 33 44", "oui")
+    result = box.call(caller, caller_id=None)
+    assert "phone" in caller.asks and result.outcome == "booked"

@@ -7,11 +7,21 @@ the name alone); a booking and a message take all four.
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from appliance.dialogue import speakable
 from appliance.dialogue.conversation import Conversation
 from appliance.dialogue.identity import parse_birth_date, parse_person_name, parse_phone
+from appliance.dialogue.normalize import fold
 from appliance.dialogue.reply import Reply
 from appliance.dialogue.understand import parse_yes_no
+
+
+_PHONE_WORDS: Final = re.compile(r"\b(?:numero|telephone|portable|fixe|joindre|joignable)\b")
+_BIRTH_WORDS: Final = re.compile(r"\b(?:date de naissance|naissance|ne le|nee le|ne en|nee en)\b")
+_FIRST_NAME_WORDS: Final = re.compile(r"\bprenom\b")
+_LAST_NAME_WORDS: Final = re.compile(r"\b(?:nom|nom de famille|orthographe|s ecrit|epele)\b")
 
 
 class PatientSteps(Conversation):
@@ -29,8 +39,38 @@ class PatientSteps(Conversation):
         if p.birth_date is None:
             return self._ask("birth_date", f"{lead} {self.t['ask_birth_date']}".strip())
         if p.phone is None and not lookup:
-            return self._ask_phone(lead)
+            if self.caller_id:
+                # The number the call comes from: said in the read-back, where the
+                # caller corrects it if it is not the right one (one question less).
+                p.phone = self.caller_id
+            else:
+                return self._ask_phone(lead)
         return self._after_who()
+
+    def _correct_who(self, text: str) -> Reply | None:
+        """ "Non, le numéro c'est le 06 …", "non, mon nom c'est Dupond": the detail
+        the caller corrects at a read-back is asked again (or taken as said), the
+        rest is kept. None when the words name no detail of the who."""
+        words = fold(text)
+        p = self.person
+        if _PHONE_WORDS.search(words) or parse_phone(text):
+            phone = parse_phone(text)
+            if phone is None:
+                p.phone = ""  # not that number: ask for the right one
+                return self._ask("phone", self.t["ask_phone"])
+            p.phone = phone
+            return self._ask_who()
+        if _BIRTH_WORDS.search(words):
+            born = parse_birth_date(text, self.now)
+            p.birth_date = born
+            return self._ask_who() if born else self._ask("birth_date", self.t["ask_birth_date"])
+        if _FIRST_NAME_WORDS.search(words):
+            p.first_name = None
+            return self._ask("first_name", self.t["ask_first_name_again"])
+        if _LAST_NAME_WORDS.search(words):
+            p.last_name = None
+            return self._ask("last_name", self.t["ask_last_name_again"])
+        return None
 
     def _after_who(self) -> Reply:  # pragma: no cover - the Secretary routes by purpose
         raise NotImplementedError

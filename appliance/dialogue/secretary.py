@@ -305,6 +305,17 @@ class Secretary(MessageSteps):
             key = {"cancel": "not_understood_confirm_cancel", "move": "not_understood_confirm_move",
                    "message": "not_understood_confirm_message"}.get(self.purpose or "", "not_understood_confirm")
             return self._retry(key)
+        if answer is False and self.purpose in ("book", "message"):
+            corrected = self._correct_who(text)
+            if corrected is not None:
+                return corrected
+            when = parse_when(text, self.now) if self.purpose == "book" else None
+            slot = self.draft.slot
+            # "non, plutôt jeudi" is a new wish; "demain je ne peux pas" names the day refused.
+            if when is not None and slot is not None and not when.accepts(slot.start):
+                self._absorb(text)
+                self.draft.slot = None
+                return self._search_and_offer()
         if self.purpose == "book":
             return self._confirm_booking(answer)
         if self.purpose in ("cancel", "move"):
