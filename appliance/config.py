@@ -66,12 +66,22 @@ class SpeechSettings:
     """If Kokoro fails on a sentence, say it with espeak-ng rather than say nothing."""
     max_call_s: float = 600.0
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    prompt_cache: bool = True
+    """Synthesise what the box will likely say (greeting, questions, today's offers) while
+    no call is in progress, and keep it in ``<data_dir>/prompt-cache``: it then plays at once."""
+    prompt_cache_mb: int = 100
+    """Size cap of that cache on disk; the least recently used phrases go first."""
 
     def __post_init__(self) -> None:
         if self.language not in ("fr",):
             raise ConfigError(f"speech.language: only 'fr' is available yet, got {self.language!r}")
         if not 30 <= self.max_call_s <= 3600:
             raise ConfigError(f"speech.max_call_s must be 30-3600 s, got {self.max_call_s}")
+        if not isinstance(self.prompt_cache, bool):
+            raise ConfigError(f"speech.prompt_cache must be true or false, got {self.prompt_cache!r}")
+        mb = self.prompt_cache_mb
+        if isinstance(mb, bool) or not isinstance(mb, int) or not 1 <= mb <= 10000:
+            raise ConfigError(f"speech.prompt_cache_mb must be a whole number 1-10000, got {mb!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

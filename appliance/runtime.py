@@ -13,7 +13,8 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from appliance.llm.background import qualify_in_background
 from appliance.retention import run_retention
 from appliance.speech.hearing import EarsLoader, ears_of, load_ears
 from appliance.speech.loading import load_speech
+from appliance.speech.prompt_cache import keep_prompts_warm, prompt_texts
+from appliance.store import queries
 from appliance.system.notify import notify
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def run_box(
     speech = None
     if config.line != "sim":
         echo("verifying and loading models…")
-        speech = load_speech(config.models, config.speech)
+        speech = load_speech(config.models, config.speech, cache_dir=config.data_dir / "prompt-cache")
         loads = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in speech.load_s.items())
         echo(f"models ready: {loads}")
     # else: nothing rings the plain simulated line but test calls from the web page
@@ -137,6 +140,9 @@ async def _serve(box: Appliance, echo: Callable[[str], None], reload_config: Cal
         chores = [asyncio.create_task(run_retention(box.store, config.retention, box.clock, stop))]
         # The LLM helper's models are evaluated in a thread of their own; its gate stays shut meanwhile.
         chores.append(asyncio.create_task(qualify_in_background(config, box.store)))
+        # The phrases the box will likely say, synthesised while no call is in progress (hourly).
+        if box.speech is not None and box.speech.prompts is not None:
+            chores.append(asyncio.create_task(_warm_prompts(box)))
         worker = box.outbox_worker(sms=_sms_through(line, loop))
         if worker is not None:
             chores.append(asyncio.create_task(worker.run(stop)))
@@ -151,6 +157,25 @@ async def _serve(box: Appliance, echo: Callable[[str], None], reload_config: Cal
         await test_calls.close()
         if serving.done() and not serving.cancelled() and serving.exception() is not None:
             raise serving.exception()  # e.g. the modem was unplugged: systemd restarts us
+
+
+def _warm_prompts(box: Appliance) -> Coroutine[Any, Any, None]:
+    """The prompt cache's warmer: the practice's phrases as it is configured now (a
+    reload is seen at the next round), paused while any call, a test call from
+    the page included, is in progress."""
+    assert box.speech is not None and box.speech.prompts is not None
+
+    def texts() -> list[str]:
+        return prompt_texts(box.practice, box.agenda, box.clock.now(), language=box.config.speech.language,
+                            awaits_cloud=box.agenda.awaits_cloud)
+
+    def idle() -> bool:
+        # A call is in progress from its row's insertion to its finish; a row a crash
+        # left open stops counting once no call could still be running.
+        since = box.clock.now() - timedelta(seconds=box.config.speech.max_call_s)
+        return all(call.ended_at is not None for call in queries.recent_calls(box.store, since))
+
+    return keep_prompts_warm(box.speech.prompts, texts, idle=idle)
 
 
 def _sms_through(line: object, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None] | None:

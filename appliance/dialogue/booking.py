@@ -15,6 +15,7 @@ from appliance.dialogue.normalize import fold
 from appliance.dialogue.patient import PatientSteps
 from appliance.dialogue.reply import Book, Patient, Reply
 from appliance.dialogue.understand import match_practitioner, match_reason, parse_choice, parse_when, parse_yes_no
+from appliance.dialogue.understand import WhenPreference
 
 OFFERS: Final = 3
 _KEEP: Final = re.compile(r"\b(?:garde|gardons|garder|laisse|laissez|laisser|maintien\w*|tant pis|on oublie|je reste)\b")
@@ -65,6 +66,18 @@ class BookingSteps(PatientSteps):
             self.draft.when = None
             return self._ask("when", self.t["ask_other_time"], question=self.t["ask_when"])
         return self._retry("not_understood_choice", options=self._offer_list(offered))
+
+    # -- for the prompt cache ----------------------------------------------------
+    def booking_reply(
+        self, reason_id: str | None = None, practitioner_id: str | None = None, when: WhenPreference | None = None
+    ) -> Reply:
+        """What the secretary says next on a booking with these details known: the
+        reason or doctor question, or its offer of free slots. Public so that the
+        prompt cache (``appliance.speech.prompt_cache``) has the day's offers
+        synthesised in the secretary's own words before a caller asks."""
+        self._start("book")
+        self.draft.reason_id, self.draft.practitioner_id, self.draft.when = reason_id, practitioner_id, when
+        return self._next_booking_question()
 
     # -- steps -----------------------------------------------------------------
     def _absorb(self, text: str) -> None:

@@ -7,7 +7,9 @@ manifest (``appliance.models``), so swapping a model is a configuration change.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,9 @@ from appliance.audio.vad import SileroVad, VoiceActivity
 from appliance.config import ModelChoice, SpeechSettings
 from appliance.errors import ConfigError, ModelError, SpeechError
 from appliance.models import ModelCatalog, ModelManifest
+from appliance.speech import tts as tts_module
 from appliance.speech.asr import Recognizer, WhisperRecognizer, WhisperSettings
+from appliance.speech.prompt_cache import CachedSynthesizer, PromptCache
 from appliance.speech.tts import EspeakSynthesizer, KokoroSettings, KokoroSynthesizer, Synthesizer
 
 _LOGGER = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class SpeechModels:
     tts_dir: Path
     """The verified TTS model directory, for other voices of the same model."""
     load_s: dict[str, float] = field(default_factory=dict)
+    prompts: CachedSynthesizer | None = None
+    """The box's voice behind its prompt cache, for the warmer; None with the cache off."""
     _voices: dict[str, Synthesizer] = field(default_factory=dict, repr=False)
 
     def new_vad(self) -> VoiceActivity:
@@ -84,7 +90,10 @@ def _expect_runtime(catalog: ModelCatalog, name: str, role: str, runtimes: tuple
     return manifest
 
 
-def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatalog | None = None) -> SpeechModels:
+def load_speech(
+    choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatalog | None = None, *, cache_dir: Path | None = None
+) -> SpeechModels:
+    """``cache_dir``: where the prompt cache lives (``speech.prompt_cache``); None, no cache."""
     catalog = catalog or ModelCatalog(choice.manifest_dir, choice.models_dir)
     timings: dict[str, float] = {}
 
@@ -101,7 +110,7 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
 
     vad_manifest = _expect_runtime(catalog, choice.vad, "vad", ("sherpa-onnx",))
     asr_manifest = _expect_runtime(catalog, choice.asr, "asr", ("faster-whisper",))
-    _expect_runtime(catalog, choice.tts, "tts", ("kokoro-onnx",))
+    tts_manifest = _expect_runtime(catalog, choice.tts, "tts", ("kokoro-onnx",))
     vad_dir = catalog.ensure(choice.vad)
     threshold = float(vad_manifest.params.get("threshold", 0.5))
     # One detector is built here to time it and to fail at start-up, not on the first call.
@@ -113,10 +122,19 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
     )
     recognizer = timed(choice.asr, lambda: WhisperRecognizer(asr_dir, asr_settings))
     tts_dir = catalog.ensure(choice.tts)
-    tts = timed(choice.tts, lambda: KokoroSynthesizer(tts_dir, KokoroSettings(voice=settings.voice)))
+    kokoro_settings = KokoroSettings(voice=settings.voice)
+    tts = timed(choice.tts, lambda: KokoroSynthesizer(tts_dir, kokoro_settings))
     synthesizer: Synthesizer = tts
+    prompts = None
+    if settings.prompt_cache and cache_dir is not None:
+        # Around Kokoro, inside the fallback: a sentence espeak-ng had to say is never cached as Kokoro's.
+        prompts = CachedSynthesizer(
+            tts, PromptCache(cache_dir, max_bytes=settings.prompt_cache_mb * 2**20),
+            voice=settings.voice, model=_voice_identity(tts_manifest, kokoro_settings),
+        )
+        synthesizer = prompts
     if settings.fallback_to_espeak:
-        synthesizer = FallbackSynthesizer(tts, EspeakSynthesizer())
+        synthesizer = FallbackSynthesizer(synthesizer, EspeakSynthesizer())
     started = time.perf_counter()
     recognizer.warm_up()
     synthesizer.warm_up()
@@ -128,6 +146,25 @@ def load_speech(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCat
         synthesizer=synthesizer,
         tts_dir=tts_dir,
         load_s=timings,
+        prompts=prompts,
     )
     _LOGGER.info("speech models ready in %.1f s", sum(timings.values()))
     return models
+
+
+def _voice_identity(manifest: ModelManifest, settings: KokoroSettings) -> str:
+    """Everything besides the text and the voice that changes the samples, for the
+    prompt cache's keys: the weights (their hashes), the speed, the phonemiser
+    (espeak-ng's version) and the synthesis code (a new trimming or substitution
+    rule must not leave old recordings playing)."""
+    files = ";".join(f"{f.path}={f.sha256}" for f in manifest.files)
+    code = hashlib.sha256(Path(tts_module.__file__).read_bytes()).hexdigest()[:16]
+    return f"{manifest.name}|{files}|speed={settings.speed}|{_espeak_version()}|tts.py={code}"
+
+
+def _espeak_version() -> str:
+    try:
+        done = subprocess.run(["espeak-ng", "--version"], capture_output=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "espeak-ng unknown"  # Kokoro cannot speak without it anyway: load fails on the warm-up
+    return done.stdout.decode("utf-8", "replace").split(" Data at:")[0].strip()
