@@ -6,6 +6,9 @@ Then the secretary's figures (``appliance.simulate.evaluation``): the pass rate
 of every scenario in text mode, emergency recall, false alarms and turns to a
 booking, and the pass rate in audio mode of the ``audio = true`` subset (the
 calls the latency figures come from; all of them would take hours of model time).
+Then recognition accuracy (``appliance.simulate.speech_accuracy``): word error rate clean and
+on the telephone, critical values (dates, times, names, numbers) wrong before
+and after the box's confirmation step, ASR real-time factor.
 A benchmark prints figures; it never fails because a machine is slow.
 """
 
@@ -22,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from appliance.agenda.practice import resolve_practice
+from appliance.app import Appliance
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.llm.llama import LlamaCppModel
@@ -31,7 +36,12 @@ from appliance.simulate.evaluation import ScenarioRun, audio_subset, run_of, run
 from appliance.simulate.evaluation import figures as figures_of
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
-from appliance.speech.loading import load_speech
+from appliance.speech.loading import SpeechModels, load_speech
+from appliance.speech.prompt_cache import CachedSynthesizer, PromptCache, prompt_texts
+from appliance.speech.tts import Synthesizer, split_for_speech
+from appliance.simulate.speech_accuracy import evaluate as evaluate_speech
+from appliance.simulate.speech_accuracy import summary_rows as speech_rows
+from appliance.turns import AudioSpeaker
 
 
 def _pct(values: list[float], pct: int) -> float | None:
@@ -87,6 +97,8 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
             "latency_ms": metrics["latency_ms"],
         })
 
+    prompt_tts = _prompt_first_audio(config, speech)
+    accuracy = _speech_accuracy(config, speech)
     llm = _qualify_local_llm(config, catalog)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -96,8 +108,10 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
         "turn_latency_ms": {"p50": _pct(latencies, 50), "p95": _pct(latencies, 95), "n": len(latencies)},
         "asr_rtf": {"p50": _pct(asr_rtf, 50), "p95": _pct(asr_rtf, 95), "n": len(asr_rtf)},
         "tts_first_audio_ms": {"p50": _pct(tts_first, 50), "p95": _pct(tts_first, 95), "n": len(tts_first)},
+        "tts_first_audio_prompts_ms": prompt_tts,
         "model_load_s": {**speech.load_s, "total": load_total, **({"llm": llm["load_s"]} if "load_s" in llm else {})},
         "llm_qualification": llm,
+        "speech_accuracy": accuracy,
         "peak_rss_mb": peak_rss_mb,
         "secretary": {
             "text": figures_of(text_runs, "text").to_json(),
@@ -109,9 +123,67 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
     }
     _print_table(figures)
     _print_secretary(text_runs, audio_runs)
+    _print_speech_accuracy(accuracy)
     json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {json_out}")
     return 0
+
+
+def _prompt_first_audio(config: Config, speech: SpeechModels, sample: int = 30) -> dict[str, Any]:
+    """TTS time to first audio of the replies the prompt cache prepares, without then with it.
+
+    The first piece of ``sample`` replies spread over the demo practice's prompts
+    (greeting, questions, offers, confirmations), each said through ``AudioSpeaker``
+    (worker thread, resampling, first 20 ms frame): once from the model, which
+    stores it, then again from the cache (a file read).
+    """
+    with tempfile.TemporaryDirectory(prefix="appliance-bench-prompts-") as tmp:
+        box = Appliance(Config(data_dir=Path(tmp) / "box"))
+        try:
+            texts = prompt_texts(box.practice, box.agenda, box.clock.now())
+        finally:
+            box.close()
+        firsts = list(dict.fromkeys(split_for_speech(text)[0] for text in texts))
+        pieces = firsts[:: max(1, len(firsts) // sample)][:sample]
+        prompts = CachedSynthesizer(speech.synthesizer, PromptCache(Path(tmp) / "cache", max_bytes=2**30),
+                                    voice=config.speech.voice, model="bench")
+        prompts.expect(pieces)
+        uncached = [_first_audio_ms(prompts, piece) for piece in pieces]
+        cached = [_first_audio_ms(prompts, piece) for piece in pieces]
+    return {kind: {"p50": _pct(values, 50), "p95": _pct(values, 95), "n": len(values)}
+            for kind, values in (("uncached", uncached), ("cached", cached))}
+
+
+def _first_audio_ms(synthesizer: Synthesizer, text: str) -> float:
+    class Drain:  # a line that takes every frame at once
+        async def play(self, frames: Any) -> int:
+            return len([frame async for frame in frames])
+
+        def discard_received(self) -> int:
+            return 0
+
+    first: list[float] = []
+    started = time.perf_counter()
+    asyncio.run(AudioSpeaker(Drain(), synthesizer).say(text, lambda: first.append(time.perf_counter())))  # type: ignore[arg-type]
+    return (first[0] - started) * 1000
+
+
+def _speech_accuracy(config: Config, speech: SpeechModels) -> dict[str, Any]:
+    """Recognition accuracy on tests/speech/utterances.toml (synthesized speech cached
+    under ``<data_dir>/bench/speech``, so a rerun skips the synthesis)."""
+    try:
+        return evaluate_speech(speech, config, resolve_practice(config.practice))
+    except ApplianceError as err:
+        return {"error": str(err)}
+
+
+def _print_speech_accuracy(accuracy: dict[str, Any]) -> None:
+    print("\nrecognition accuracy (tests/speech/utterances.toml, synthetic caller voice):")
+    if "error" in accuracy:
+        print(f"  {accuracy['error']}")
+        return
+    for name, value in speech_rows(accuracy):
+        print(f"  {name:32} {value}")
 
 
 def _print_secretary(text_runs: list[ScenarioRun], audio_runs: list[ScenarioRun]) -> None:
@@ -165,6 +237,8 @@ def _print_table(f: dict[str, Any]) -> None:
         ("TTS first audio p50", ms(f["tts_first_audio_ms"]["p50"])),
         ("TTS first audio p95", ms(f["tts_first_audio_ms"]["p95"])),
     ]
+    for kind in ("uncached", "cached"):
+        rows += [(f"TTS first audio {kind} p{p}", ms(f["tts_first_audio_prompts_ms"][kind][f"p{p}"])) for p in (50, 95)]
     rows += [(f"load {name}", f"{seconds:8.2f} s") for name, seconds in f["model_load_s"].items()]
     rows.append(("peak RSS", f"{f['peak_rss_mb']:8.0f} MB"))
     llm = f["llm_qualification"]
