@@ -567,3 +567,15 @@ def test_a_spoken_birth_date_reads_back(born: date) -> None:
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=14))
 def test_a_spelled_name_reads_back(letters: str) -> None:
     assert parse_person_name(" ".join(letters)) == letters.capitalize()
+
+
+def test_midi_30_as_the_box_itself_says_it_is_half_past_twelve() -> None:
+    from appliance.clock import PARIS
+    from appliance.dialogue.speakable import say_time
+
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=PARIS)
+    said = say_time(time(12, 30))
+    assert said == "midi 30"
+    when = parse_when(f"jeudi à {said}", now)
+    assert when is not None and when.exact == datetime(2026, 11, 26, 12, 30, tzinfo=PARIS)
+    assert parse_when("midi 3 décembre", now).exact == datetime(2026, 12, 3, 12, 0, tzinfo=PARIS)

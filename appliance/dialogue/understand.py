@@ -100,7 +100,8 @@ _TIME_RE: Final = re.compile(
     r"\b(?P<mode>vers |aux alentours de |autour de |environ |a partir de |apres |avant |pas avant |pas apres )?"
     r"(?P<a>a )?(?:"
     r"(?P<h>\d{1,2}) ?(?:heures?\b|h)(?: ?(?P<m>\d{1,2})\b(?! " + MONTH_PATTERN + r"))?"  # 9h30, 9 heures 30, 9h
-    r"|(?<!apres )(?<!entre )(?<!le )(?<!de )(?<!ce )(?P<noon>midi)"  # "le midi" is lunch time, not 12:00
+    # "le midi" is lunch time, not 12:00; "midi 30" is how the box itself says 12:30
+    r"|(?<!apres )(?<!entre )(?<!le )(?<!de )(?<!ce )(?P<noon>midi)(?: (?P<nm>[1-5]\d|[1-9])\b(?! ?(?:" + MONTH_PATTERN + r"|h|heures?)\b))?"
     r"|(?P<bare>\d{1,2})\b(?! ?(?:" + MONTH_PATTERN + r"|jours?|semaines?|mois|ans?|h|heures?|\d)\b)"  # "vers 11"
     r")(?: (?P<frac>et demie?|et quart|moins le quart|moins quart))?"
     r"(?: (?P<ampm>du matin|de l apres midi|de l aprem|du soir))?"
@@ -335,7 +336,7 @@ def _take_clock(folded: str) -> tuple[_Clock | None, str]:
 def _clock_of(m: re.Match[str]) -> _Clock | None:
     """The time one match of ``_TIME_RE`` says, or None when it is no valid time of day."""
     if m.group("noon"):
-        hour, minute = 12, 0
+        hour, minute = 12, int(m.group("nm") or 0)
     else:
         hour, minute = int(m.group("h") or m.group("bare")), int(m.group("m") or 0)
         if m.group("bare") and not (7 <= hour <= 20 and (m.group("a") or m.group("mode"))):
