@@ -18,7 +18,6 @@ import asyncio
 import json
 import platform
 import resource
-import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -34,6 +33,7 @@ from appliance.llm.qualify import qualify
 from appliance.models import ModelCatalog
 from appliance.simulate.evaluation import ScenarioRun, audio_subset, run_of, run_scenario, summary_lines
 from appliance.simulate.evaluation import figures as figures_of
+from appliance.simulate.report import percentile
 from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
@@ -43,13 +43,6 @@ from appliance.simulate.speech_accuracy import evaluate as evaluate_speech
 from appliance.simulate.speech_accuracy import summary_rows as speech_rows
 from appliance.turns import AudioSpeaker
 
-
-def _pct(values: list[float], pct: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
 def _scenario_files(paths: list[Path]) -> list[Path]:
@@ -105,9 +98,9 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
     figures = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "scenarios": runs,
-        "turn_latency_ms": {"p50": _pct(latencies, 50), "p95": _pct(latencies, 95), "n": len(latencies)},
-        "asr_rtf": {"p50": _pct(asr_rtf, 50), "p95": _pct(asr_rtf, 95), "n": len(asr_rtf)},
-        "tts_first_audio_ms": {"p50": _pct(tts_first, 50), "p95": _pct(tts_first, 95), "n": len(tts_first)},
+        "turn_latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "n": len(latencies)},
+        "asr_rtf": {"p50": percentile(asr_rtf, 50), "p95": percentile(asr_rtf, 95), "n": len(asr_rtf)},
+        "tts_first_audio_ms": {"p50": percentile(tts_first, 50), "p95": percentile(tts_first, 95), "n": len(tts_first)},
         "tts_first_audio_prompts_ms": prompt_tts,
         "model_load_s": {**speech.load_s, "total": load_total, **({"llm": llm["load_s"]} if "load_s" in llm else {})},
         "llm_qualification": llm,
@@ -150,7 +143,7 @@ def _prompt_first_audio(config: Config, speech: SpeechModels, sample: int = 30) 
         prompts.expect(pieces)
         uncached = [_first_audio_ms(prompts, piece) for piece in pieces]
         cached = [_first_audio_ms(prompts, piece) for piece in pieces]
-    return {kind: {"p50": _pct(values, 50), "p95": _pct(values, 95), "n": len(values)}
+    return {kind: {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
             for kind, values in (("uncached", uncached), ("cached", cached))}
 
 

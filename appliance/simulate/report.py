@@ -94,12 +94,18 @@ def _end_reason(result: CallResult) -> str | None:
     return getattr(ends[-1], "reason", None) if ends else None
 
 
-def _percentile(values: list[int], pct: int) -> int | None:
+def percentile(values: list[float] | list[int], pct: int) -> float | None:
+    """The ``pct``-th percentile (inclusive method), None without values."""
     if not values:
         return None
     if len(values) == 1:
         return values[0]
-    return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1])
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def _percentile(values: list[int], pct: int) -> int | None:
+    value = percentile(values, pct)
+    return None if value is None else round(value)
 
 
 def check(expect: Expect, report: dict[str, Any]) -> list[str]:

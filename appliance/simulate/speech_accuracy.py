@@ -33,7 +33,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import statistics
 import time
 import tomllib
 import wave
@@ -58,6 +57,7 @@ from appliance.dialogue.speakable import say_date
 from appliance.dialogue.understand import parse_when
 from appliance.errors import ConfigError
 from appliance.simulate.caller import CallerAudio
+from appliance.simulate.report import percentile
 from appliance.simulate.scenario import CallerVoice
 from appliance.speech import tts
 from appliance.speech.hearing import Ears
@@ -458,13 +458,6 @@ class _Tally:
         }  # fmt: skip
 
 
-def _pct(values: list[float], pct: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
-
 
 def after_confirmation(
     hearer: Hearer, utterance: Utterance, wrong: list[str], now: datetime, seed: int
@@ -551,7 +544,7 @@ def evaluate(
             "telephone": raw["telephone"].to_json(),
             "telephone_after_confirmation": after.to_json(),
         },
-        "asr_rtf": {c: {"p50": _pct(v, 50), "p95": _pct(v, 95), "n": len(v)} for c, v in rtf.items()},
+        "asr_rtf": {c: {"p50": percentile(v, 50), "p95": percentile(v, 95), "n": len(v)} for c, v in rtf.items()},
         "split_by_endpointer": split_turns,
         "targets": {"wer_telephone_max": TARGET_WER_TELEPHONE,
                     "critical_after_confirmation_max": TARGET_CRITICAL_AFTER},
