@@ -102,6 +102,12 @@ class PersonDraft:
     birth_date: date | None = None
     phone: str | None = None  # "" once the caller declined the caller ID
 
+    def record(self, phone: str | None) -> dict[str, str]:
+        """What a message keeps of the patient: the details known, the number to call back."""
+        known = (("last_name", self.last_name), ("first_name", self.first_name),
+                 ("birth_date", self.birth_date.isoformat() if self.birth_date else None), ("phone", phone))
+        return {key: value for key, value in known if value}
+
 
 @dataclass
 class Conversation:

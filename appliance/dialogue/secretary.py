@@ -359,12 +359,9 @@ class Secretary(MessageSteps):
         p = self.person
         phone = p.phone or self.caller_id
         category = self.message.category or "callback"
-        patient = {k: v for k, v in (("last_name", p.last_name), ("first_name", p.first_name),
-                                      ("birth_date", p.birth_date.isoformat() if p.birth_date else None),
-                                      ("phone", phone)) if v}
         self._last_urgency = "days"
         summary = message_summary(self.t, category, self.message.detail, self.message.why, p, phone)
-        return Reply(lead, None, action=LeaveMessage(category, "days", summary, patient))
+        return Reply(lead, None, action=LeaveMessage(category, "days", summary, p.record(phone)))
 
     def _message_action(self) -> LeaveMessage:
         action = super()._message_action()

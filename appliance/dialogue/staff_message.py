@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 from appliance.dialogue import speakable
+from appliance.dialogue.conversation import PersonDraft
 from appliance.dialogue.existing import ExistingSteps
 from appliance.dialogue.normalize import fold
 from appliance.dialogue.reply import LeaveMessage, Reply
@@ -128,18 +129,15 @@ class MessageSteps(ExistingSteps):
         m, p = self.message, self.person
         category = m.category or "other"
         urgency = urgency_of(category, f"{m.first_words} {m.detail or ''}")
-        patient = {k: v for k, v in (("last_name", p.last_name), ("first_name", p.first_name),
-                                      ("birth_date", p.birth_date.isoformat() if p.birth_date else None),
-                                      ("phone", p.phone or self.caller_id)) if v}
-        return LeaveMessage(category, urgency, message_summary(self.t, category, m.detail, m.why, p, p.phone or self.caller_id), patient)
+        phone = p.phone or self.caller_id
+        return LeaveMessage(category, urgency, message_summary(self.t, category, m.detail, m.why, p, phone), p.record(phone))
 
 
-def message_summary(t: dict[str, str], category: str, detail: str | None, why: str, person: object, phone: str | None) -> str:
+def message_summary(t: dict[str, str], category: str, detail: str | None, why: str, person: PersonDraft,
+                    phone: str | None) -> str:
     """One line the staff read in the inbox: kind — who — what — call back at."""
     parts = [t["summary_" + category]]
-    last = getattr(person, "last_name", None)
-    first = getattr(person, "first_name", None)
-    born = getattr(person, "birth_date", None)
+    last, first, born = person.last_name, person.first_name, person.birth_date
     if last or first:
         who = " ".join(x for x in (first, (last or "").upper()) if x)
         parts.append(f"{who} ({born:%d/%m/%Y})" if born else who)
