@@ -34,6 +34,7 @@ from appliance.store.inbox import add_summary_note
 from appliance.sync.adapter import AgendaAdapter
 from appliance.sync.factory import open_adapter
 from appliance.sync.worker import ConflictSms, OutboxWorker
+from appliance.system.watchdog import BeatingCall, Heartbeat
 from appliance.turns import AudioListener, AudioSpeaker, Listener, Speaker, TextListener, TextSpeaker
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Appliance:
         self._practice_base = practice_base
         # Off, or gated by this box's own qualification of its model (``appliance.llm``).
         self.helper: DialogueHelper = open_helper(config, self.store)
+        # Calls in progress show life here; systemd's watchdog is fed only while they do.
+        self.heartbeat = Heartbeat(self.clock.monotonic)
 
     def reload(self, config: Config) -> list[str]:
         """Take a changed configuration for the next calls; returns what needs a restart.
@@ -125,7 +128,7 @@ class Appliance:
         # nor stop the line: it is logged and the line keeps answering.
         try:
             if await self.answering.take(incoming, self.clock.now()):
-                await self.answer(incoming, line_name=line_name)
+                await self.answer(incoming, line_name=line_name, watched=True)
         except LineError as err:  # the caller gave up as the box picked up, the modem balked
             _LOGGER.warning("a call could not be answered: %s", err.detail)
         except Exception:
@@ -138,8 +141,22 @@ class Appliance:
         line_name: str,
         text_mode: bool = False,
         on_event: Callable[[CallEvent], None] = lambda e: None,
+        watched: bool = False,
     ) -> CallResult:
-        call = await incoming.answer()
+        """Take one call to its end. A ``watched`` call (a phone call, not a test call
+        waiting for someone to type) beats the heartbeat systemd's watchdog relies on."""
+        call: Call = await incoming.answer()
+        if watched:
+            call = BeatingCall(call, self.heartbeat)  # type: ignore[assignment]
+        try:
+            return await self._take(call, line_name=line_name, text_mode=text_mode, on_event=on_event)
+        finally:
+            if isinstance(call, BeatingCall):
+                call.finished()
+
+    async def _take(
+        self, call: Call, *, line_name: str, text_mode: bool, on_event: Callable[[CallEvent], None]
+    ) -> CallResult:
         started = self.clock.now()
         await asyncio.to_thread(queries.insert_call, self.store, call.call_id, started, call.caller_id, line_name)
         listener, speaker = self._ears_and_voice(call, text_mode)

@@ -31,6 +31,7 @@ from appliance.speech.loading import load_speech
 from appliance.speech.prompt_cache import keep_prompts_warm, prompt_texts
 from appliance.store import queries
 from appliance.system.notify import notify
+from appliance.system.watchdog import WatchdogSettings, keep_watchdog_fed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -138,6 +139,10 @@ async def _serve(box: Appliance, echo: Callable[[str], None], reload_config: Cal
         # Beside the calls: the outbox towards the cloud agenda, and the retention purge.
         # Neither may take a call down with it; each catches and logs its own failures.
         chores = [asyncio.create_task(run_retention(box.store, config.retention, box.clock, stop))]
+        # systemd's watchdog (WatchdogSec=): fed from this loop, and only while no call is stuck.
+        watchdog = WatchdogSettings.from_environment()
+        if watchdog is not None:
+            chores.append(asyncio.create_task(keep_watchdog_fed(watchdog, box.heartbeat)))
         # The LLM helper's models are evaluated in a thread of their own; its gate stays shut meanwhile.
         chores.append(asyncio.create_task(qualify_in_background(config, box.store)))
         # The phrases the box will likely say, synthesised while no call is in progress (hourly).
