@@ -24,6 +24,10 @@ DATA_DIR     ?= var
 
 CLOUD_VENV   := .venv-cloud
 
+# The appliance's OS image (make image, make test-image) and its signed updates
+# (make bundle) have their own recipes beside their sources.
+-include image/image.mk firmware/firmware.mk
+
 .PHONY: run test bench bench-sync scenarios install models cloud-servers screenshots apt clean help
 .DEFAULT_GOAL := help
 
@@ -33,6 +37,9 @@ help:
 	@echo "make bench   latency, real-time factors, load time and memory over tests/scenarios"
 	@echo "make scenarios  every scenario in text mode: pass rate, emergency recall, false alarms, turns to a booking"
 	@echo "make bench-sync  crash, outage and throughput figures of the outbox against a local FHIR server"
+	@echo "make image   the Raspberry Pi 5 arm64 disk image (A/B root slots, data partition), with its size"
+	@echo "make test-image  boot that root file system under systemd-nspawn: READY, watchdog restart, web page"
+	@echo "make bundle  a signed update bundle of the image's root file system"
 	@echo "make screenshots every page of the setup page at desktop and phone width, into $(SCREENSHOTS_DIR)"
 
 run: install
