@@ -201,3 +201,12 @@ def test_udevadm_verify_accepts_the_file() -> None:
         ["udevadm", "verify", "--resolve-names=never", str(RULES)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_usb_device_rule_keeps_the_modem_out_of_autosuspend() -> None:
+    # power/control "on" (kernel ABI sysfs-bus-usb) for every id the rules know, so no
+    # power tool can put the modem to sleep between two calls.
+    usb_devices = [r for r in rules() + rules(templates=True) if r.get("ENV", "DEVTYPE", ("==",)) == "usb_device"]
+    assert usb_devices
+    for rule in usb_devices:
+        assert rule.get("ATTR", "power/control", ("=",)) == "on", f"line {rule.number}"
