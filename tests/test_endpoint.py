@@ -17,6 +17,7 @@ from appliance.audio.endpoint import (
     Endpointer,
     EndpointSettings,
     NoInput,
+    Paused,
     SpeechStarted,
     TurnEnded,
 )
@@ -194,3 +195,69 @@ def test_push_durations_are_checked(duration_s: float) -> None:
 def test_settings_are_validated(overrides: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         EndpointSettings(**overrides)
+
+
+def run_with_pauses(pattern: str, *, mode: str = "normal", pause_s: float = 0.2) -> list[tuple[int, EndpointEvent]]:
+    endpointer = Endpointer(EndpointSettings(), pause_s=pause_s)
+    endpointer.expect(mode)  # type: ignore[arg-type]
+    return [(i, e) for i, c in enumerate(pattern) if (e := endpointer.push(c == "S", 0.02)) is not None]
+
+
+PAUSE_CASES = [
+    pytest.param(
+        "S" * 20 + "_" * 40,
+        "normal",
+        [
+            (12, SpeechStarted(at_s=0.0)),
+            (29, Paused(speech_start_s=0.0, speech_end_s=0.4, at_s=0.6)),
+            (49, TurnEnded(speech_start_s=0.0, speech_end_s=0.4, decided_at_s=1.0)),
+        ],
+        id="recognition may start 0.2 s into the pause; the turn still ends at 0.6 s, same speech end",
+    ),
+    pytest.param(
+        "S" * 20 + "_" * 15 + "S" * 10 + "_" * 40,
+        "normal",
+        [
+            (12, SpeechStarted(at_s=0.0)),
+            (29, Paused(speech_start_s=0.0, speech_end_s=0.4, at_s=0.6)),
+            (54, Paused(speech_start_s=0.0, speech_end_s=0.9, at_s=1.1)),
+            (74, TurnEnded(speech_start_s=0.0, speech_end_s=0.9, decided_at_s=1.5)),
+        ],
+        id="speech after a pause makes the first early start stale: the turn ends later, elsewhere",
+    ),
+    pytest.param(
+        "S" * 20 + "_" * 40,
+        "short",
+        [
+            (12, SpeechStarted(at_s=0.0)),
+            (29, Paused(speech_start_s=0.0, speech_end_s=0.4, at_s=0.6)),
+            (39, TurnEnded(speech_start_s=0.0, speech_end_s=0.4, decided_at_s=0.8)),
+        ],
+        id="a yes/no answer: pause then end",
+    ),
+    pytest.param(
+        "S" * 15 + "_" * 5 + "S" * 10 + "_" * 40,
+        "normal",
+        [
+            (12, SpeechStarted(at_s=0.0)),
+            (39, Paused(speech_start_s=0.0, speech_end_s=0.6, at_s=0.8)),
+            (59, TurnEnded(speech_start_s=0.0, speech_end_s=0.6, decided_at_s=1.2)),
+        ],
+        id="a gap shorter than the pause is not a pause",
+    ),
+]
+
+
+@pytest.mark.parametrize(("pattern", "mode", "expected"), PAUSE_CASES)
+def test_pauses_inside_a_turn_are_reported_when_asked(pattern: str, mode: str, expected) -> None:
+    assert run_with_pauses(pattern, mode=mode) == expected
+
+
+def test_a_pause_as_long_as_the_turn_silence_is_only_the_end() -> None:
+    events = run_with_pauses("S" * 20 + "_" * 40, mode="short", pause_s=0.4)
+    assert [type(e) for _, e in events] == [SpeechStarted, TurnEnded]
+
+
+@pytest.mark.parametrize(("pattern", "mode", "expected"), CASES)
+def test_without_pause_reports_the_decisions_are_unchanged(pattern: str, mode: str, expected) -> None:
+    assert [(i, e) for i, e in run_with_pauses(pattern, mode=mode, pause_s=10.0)] == expected

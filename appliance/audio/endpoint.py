@@ -6,6 +6,8 @@ exactly like a fast one. The VAD says "speech" or "not speech" for each piece of
 audio; this state machine turns that into three decisions:
 
     SpeechStarted  enough speech (min_speech_s) to be a turn, not a cough or a click
+    Paused         (only when asked for) the caller has paused for ``pause_s``: the
+                   turn may be over, so recognition can start on what was said
     TurnEnded      trailing silence long enough for what was asked, or max_turn_s
     NoInput        nothing but silence for no_input_s since listening started
 
@@ -83,11 +85,18 @@ class TurnEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Paused:
+    speech_start_s: float
+    speech_end_s: float  # a TurnEnded with this same end means nothing was said since
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class NoInput:
     after_s: float
 
 
-EndpointEvent = SpeechStarted | TurnEnded | NoInput
+EndpointEvent = SpeechStarted | Paused | TurnEnded | NoInput
 
 
 class _State(enum.Enum):
@@ -108,8 +117,11 @@ def _s(microseconds: int) -> float:
 class Endpointer:
     """Pure state machine for one turn at a time; feed it VAD decisions with durations."""
 
-    def __init__(self, settings: EndpointSettings | None = None) -> None:
+    def __init__(self, settings: EndpointSettings | None = None, *, pause_s: float | None = None) -> None:
+        """``pause_s``: also report each pause of that length inside a turn (``Paused``),
+        when it is shorter than the silence that ends the turn; None: never."""
         self._settings = settings or EndpointSettings()
+        self._pause_us = None if pause_s is None else _us(pause_s)
         self._silence_us = {
             "short": _us(self._settings.short_silence_s),
             "normal": _us(self._settings.silence_s),
@@ -139,6 +151,7 @@ class Endpointer:
         self._speech_us = 0  # speech heard inside the candidate
         self._last_speech_end_us = 0
         self._silence_run_us = 0  # current run of silence inside the candidate
+        self._pause_told = False  # Paused already said for the current pause
 
     def expect(self, mode: ExpectMode) -> None:
         """Set how long a pause ends this turn: "short", "normal" or "long"."""
@@ -202,6 +215,7 @@ class Endpointer:
         max_end_us = self._start_us + self._max_turn_us
         if is_speech:
             self._last_speech_end_us = end_us
+            self._pause_told = False
             if end_us >= max_end_us:
                 return self._turn_ended(speech_end_us=max_end_us, decided_at_us=max_end_us)
             return None
@@ -211,6 +225,12 @@ class Endpointer:
             return self._turn_ended(
                 speech_end_us=min(self._last_speech_end_us, max_end_us), decided_at_us=decided_us
             )
+        if self._pause_us is not None and not self._pause_told:
+            paused_us = self._last_speech_end_us + self._pause_us
+            if end_us >= paused_us:
+                self._pause_told = True
+                return Paused(speech_start_s=_s(self._start_us), speech_end_s=_s(self._last_speech_end_us),
+                              at_s=_s(paused_us))
         return None
 
     def _turn_ended(self, *, speech_end_us: int, decided_at_us: int) -> TurnEnded:
