@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--birth-date", type=_birth_date, help="YYYY-MM-DD (export, erase)")
     data.add_argument("--phone", help="also the calls and messages from this number")
 
+    update = sub.add_parser(
+        "update", help="signed A/B updates: status, install <bundle>, trial-reboot, ... (firmware/README.md)",
+        add_help=False,
+    )
+    update.add_argument("update_args", nargs=argparse.REMAINDER, help="see `appliance update --help`")
     bench = sub.add_parser("bench", help="latency, real-time factors, load time and memory over scenarios")
     bench.add_argument("scenarios", type=Path, nargs="*", default=[Path("tests/scenarios")])
     bench.add_argument("--json", type=Path, default=Path("bench.json"))
@@ -87,7 +92,13 @@ def _birth_date(text: str):  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # `appliance update` hands its arguments, options included, to its own parser.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "update":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "update":
+        args.update_args = [*extra, *args.update_args]
     from appliance.system.logs import setup_logging
 
     setup_logging(verbose=args.verbose)
@@ -133,6 +144,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run_scenarios_command(args.scenarios, config=config, json_out=args.json, echo=_say, complain=_complain)
         case "models":
             return _models(config, args.action)
+        case "update":
+            from appliance.system.update import main as update_main
+
+            # The store and the control socket the update checks are this configuration's.
+            return update_main(["--data-dir", str(config.data_dir), *args.update_args])
         case "sync":
             from appliance.sync.commands import run_sync_command
 
