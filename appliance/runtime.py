@@ -197,7 +197,7 @@ def _sms_through(line: object, loop: asyncio.AbstractEventLoop) -> Callable[[str
 
 
 def _banner(config: Config, box: Appliance) -> str:
-    web = f"http://{config.web.host}:{config.web.port}"
+    web = f"{'https' if config.web.https else 'http'}://{config.web.host}:{config.web.port}"
     if config.line.startswith("soundcard"):
         return (
             f"\nThe box is answering for {box.practice.name} through this computer's microphone and speaker.\n"

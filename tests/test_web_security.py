@@ -708,3 +708,14 @@ def test_an_admin_gives_dead_letters_another_round_from_today(client: TestClient
     assert answer.status_code == 303
     with Store.open(data_dir / "appliance.db") as store:
         assert [e.state for e in outbox.outbox_entries(store)] == ["pending"]
+
+
+def test_the_setup_code_is_not_written_into_the_journal(tmp_path: Path) -> None:
+    from appliance.web.app import setup_code_notice
+
+    code_file = tmp_path / "setup-code"
+    on_console = setup_code_notice("W5ME-7KQ2", True, code_file, to_journal=False)
+    in_journal = setup_code_notice("W5ME-7KQ2", True, code_file, to_journal=True)
+    assert on_console is not None and "W5ME-7KQ2" in on_console
+    assert in_journal is not None and "W5ME-7KQ2" not in in_journal and str(code_file) in in_journal
+    assert setup_code_notice(None, False, code_file, to_journal=False) is None  # an administrator exists

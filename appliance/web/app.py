@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final, Literal
@@ -231,6 +232,17 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def setup_code_notice(code: str | None, needs_setup: bool, code_file: Path, *, to_journal: bool) -> str | None:
+    """What the console says about the setup code. Under systemd the console is the
+    journal, which more people read and keep longer: there the code itself is not
+    written, only where root finds it (the device's label carries it too)."""
+    if code and not to_journal:
+        return f"\nFirst start: setup code for the first administrator: {code}\n  (also in {code_file})\n"
+    if code or needs_setup:
+        return f"\nNo administrator yet: the setup code is in {code_file}\n"
+    return None
+
+
 def serve(config: Config, config_path: Path | None = None, *, echo: Callable[[str], None]) -> int:
     """``appliance web``: the setup code and certificate on the console (``echo``, the
     CLI's print), then the page."""
@@ -239,11 +251,10 @@ def serve(config: Config, config_path: Path | None = None, *, echo: Callable[[st
     with Store.open(config.db_path, clock=clock) as store:
         code = auth.ensure_setup_code(store, config.data_dir, auth.Passwords(), clock)
         needs_setup = not admin_exists(store)
-    code_file = config.data_dir / auth.SETUP_CODE_FILE
-    if code:
-        echo(f"\nFirst start: setup code for the first administrator: {code}\n  (also in {code_file})\n")
-    elif needs_setup:
-        echo(f"\nNo administrator yet: the setup code is in {code_file}\n")
+    notice = setup_code_notice(code, needs_setup, config.data_dir / auth.SETUP_CODE_FILE,
+                               to_journal=bool(os.environ.get("JOURNAL_STREAM")))
+    if notice:
+        echo(notice)
     tls: dict[str, str] = {}
     fingerprint = None
     if config.web.https:
