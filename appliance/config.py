@@ -58,9 +58,20 @@ class WebSettings:
             raise ConfigError(f"web.https must be true or false, got {self.https!r}")
 
 
+SPEECH_LANGUAGES = ("fr", "de", "en")
+"""Languages the box can hear and speak: Whisper base knows all three; the voices are in
+``appliance.speech.language``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SpeechSettings:
     language: str = "fr"
+    """The practice's main language: the one the box greets in and assumes until a caller
+    is heard speaking another offered language. Only French dialogue exists yet."""
+    languages: tuple[str, ...] | None = None
+    """Languages offered to callers (a list in TOML; must include ``language``). Default:
+    only the main one, and then no detection runs at all. With more, the first utterances
+    of a call are checked and the box switches to the caller's language."""
     voice: str = "jm_kumo"
     fallback_to_espeak: bool = True
     """If Kokoro fails on a sentence, say it with espeak-ng rather than say nothing."""
@@ -74,7 +85,10 @@ class SpeechSettings:
 
     def __post_init__(self) -> None:
         if self.language not in ("fr",):
-            raise ConfigError(f"speech.language: only 'fr' is available yet, got {self.language!r}")
+            raise ConfigError(
+                f"speech.language: the main language must be 'fr' (the dialogue is French), got {self.language!r}"
+            )
+        object.__setattr__(self, "languages", self._offered())
         if not 30 <= self.max_call_s <= 3600:
             raise ConfigError(f"speech.max_call_s must be 30-3600 s, got {self.max_call_s}")
         if not isinstance(self.prompt_cache, bool):
@@ -82,6 +96,27 @@ class SpeechSettings:
         mb = self.prompt_cache_mb
         if isinstance(mb, bool) or not isinstance(mb, int) or not 1 <= mb <= 10000:
             raise ConfigError(f"speech.prompt_cache_mb must be a whole number 1-10000, got {mb!r}")
+
+    def _offered(self) -> tuple[str, ...]:
+        if self.languages is None:
+            return (self.language,)
+        given = self.languages
+        if isinstance(given, str) or not isinstance(given, (list, tuple)):
+            raise ConfigError(f"speech.languages must be a list such as [\"fr\", \"en\"], got {given!r}")
+        offered = tuple(given)
+        unknown = [lang for lang in offered if lang not in SPEECH_LANGUAGES]
+        if unknown:
+            raise ConfigError(
+                f"speech.languages: {', '.join(map(repr, unknown))} not available; "
+                f"choose among {', '.join(SPEECH_LANGUAGES)}"
+            )
+        if len(set(offered)) != len(offered):
+            raise ConfigError(f"speech.languages lists a language twice: {list(offered)}")
+        if self.language not in offered:
+            raise ConfigError(
+                f"speech.languages must include the main language {self.language!r}, got {list(offered)}"
+            )
+        return offered
 
 
 @dataclass(frozen=True, kw_only=True)

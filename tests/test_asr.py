@@ -173,3 +173,35 @@ def test_a_decoder_failure_becomes_a_speech_error(
         recognizer.transcribe(np.zeros(MODEL_RATE_HZ, dtype=np.float32))
     assert caught.value.code == "asr-failed"
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+@pytest.mark.models
+def test_the_language_can_be_chosen_per_utterance(recognizer: WhisperRecognizer) -> None:
+    from appliance.speech.tts import EspeakSynthesizer
+
+    espeak = EspeakSynthesizer("en-us")
+    english = resample(espeak.synthesize("Thank you very much."), espeak.sample_rate, MODEL_RATE_HZ)
+
+    transcript = recognizer.transcribe(english, language="en")
+
+    assert transcript.language == "en"
+    assert "thank you" in transcript.text.lower()
+    assert recognizer.language == "fr"  # the recognizer's own language is untouched
+
+
+@pytest.mark.models
+def test_language_detection_gives_whisper_probabilities_and_shares_the_encoder_pass(
+    recognizer: WhisperRecognizer, caller_turn: tuple[np.ndarray, TurnEnded]
+) -> None:
+    audio, turn = caller_turn
+    utterance = audio[int(turn.speech_start_s * MODEL_RATE_HZ) : int(turn.speech_end_s * MODEL_RATE_HZ)].copy()
+    utterance[100] += 1e-3  # not a clip an earlier test already encoded
+    hits = recognizer._model.encode.hits
+
+    probabilities = recognizer.detect_language(utterance)
+    recognizer.transcribe(utterance)
+
+    assert {"fr", "de", "en"} <= set(probabilities)
+    assert 0.99 < sum(probabilities.values()) <= 1.01
+    assert recognizer._model.encode.hits == hits + 1  # the transcription reused the detection's encoder output
+    assert recognizer.detect_language(np.zeros(0, dtype=np.float32)) == {}

@@ -20,7 +20,9 @@ def _write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def _provisioned(tmp_path: Path, payload: bytes, *, sha: str | None = None) -> ModelCatalog:
+def _provisioned(
+    tmp_path: Path, payload: bytes, *, sha: str | None = None, runtime: str = "sherpa-onnx-asr", languages: str = "[]"
+) -> ModelCatalog:
     location = tmp_path / "device" / "tiny"
     location.mkdir(parents=True)
     (location / "weights.bin").write_bytes(payload)
@@ -30,8 +32,9 @@ def _provisioned(tmp_path: Path, payload: bytes, *, sha: str | None = None) -> M
     _write(manifests, "tiny.toml", f"""
 name = "tiny"
 role = "asr"
-runtime = "sherpa-onnx-asr"
+runtime = "{runtime}"
 license = "MIT"
+languages = {languages}
 [source]
 kind = "provisioned"
 location = "{location}"
@@ -45,7 +48,7 @@ sha256 = "{digest}"
 
 def test_every_shipped_manifest_parses_and_names_its_packages() -> None:
     catalog = ModelCatalog(REPO / "models", Path("/nonexistent"))
-    assert catalog.names() == ["gemma-3-270m", "kokoro-82m", "silero-vad", "whisper-base"]
+    assert catalog.names() == ["gemma-3-270m", "kokoro-82m", "piper-joe", "silero-vad", "whisper-base"]
     packages = (REPO / "models" / "packages.txt").read_text()
     for name in catalog.names():
         for requirement in catalog.get(name).packages:
@@ -152,15 +155,60 @@ def test_manifest_mistakes_name_the_file_and_the_problem(tmp_path: Path, text: s
     assert str(path) in str(err.value) and problem in str(err.value)
 
 
+def _with_shipped(tmp_path: Path, *names: str) -> ModelCatalog:
+    for name in names:
+        (tmp_path / "manifests" / name).write_text((REPO / "models" / name).read_text())
+    return ModelCatalog(tmp_path / "manifests", tmp_path / "assembled")
+
+
 def test_a_model_for_a_runtime_this_version_lacks_is_refused_by_name(tmp_path: Path) -> None:
     from appliance.config import ModelChoice, SpeechSettings
     from appliance.speech.loading import load_speech
 
-    _provisioned(tmp_path, b"weights")  # "tiny": an ASR for the sherpa-onnx-asr runtime
-    for name in ("silero-vad.toml", "kokoro-82m.toml"):
-        (tmp_path / "manifests" / name).write_text((REPO / "models" / name).read_text())
-    catalog = ModelCatalog(tmp_path / "manifests", tmp_path / "assembled")
-    with pytest.raises(ModelError, match="'tiny' needs the sherpa-onnx-asr runtime"):
+    _provisioned(tmp_path, b"weights", runtime="espeak-ng")  # "tiny": an ASR for a TTS-only runtime
+    catalog = _with_shipped(tmp_path, "silero-vad.toml", "kokoro-82m.toml")
+    with pytest.raises(ModelError, match="'tiny' needs the espeak-ng runtime, which this version cannot run as asr"):
         load_speech(ModelChoice(asr="tiny"), SpeechSettings(), catalog)
     with pytest.raises(ModelError, match="is a vad model, configured as asr"):
         load_speech(ModelChoice(asr="silero-vad"), SpeechSettings(), catalog)
+
+
+def test_a_sherpa_model_is_loaded_by_sherpa_and_its_params_checked(tmp_path: Path) -> None:
+    from appliance.config import ModelChoice, SpeechSettings
+    from appliance.speech.loading import load_speech
+
+    _provisioned(tmp_path, b"weights")  # "tiny": sherpa-onnx-asr, but its [params] name no kind
+    catalog = _with_shipped(tmp_path, "silero-vad.toml", "kokoro-82m.toml")
+    with pytest.raises(ConfigError, match="need 'kind'"):
+        load_speech(ModelChoice(asr="tiny"), SpeechSettings(), catalog)
+
+
+def test_a_language_the_recognizer_does_not_know_is_refused_at_start(tmp_path: Path) -> None:
+    from appliance.config import ModelChoice, SpeechSettings
+    from appliance.speech.loading import load_speech
+
+    _provisioned(tmp_path, b"weights", languages='["fr"]')  # a French-only model
+    catalog = _with_shipped(tmp_path, "silero-vad.toml", "kokoro-82m.toml", "piper-joe.toml")
+    with pytest.raises(ModelError) as err:
+        load_speech(ModelChoice(asr="tiny"), SpeechSettings(languages=["fr", "en"]), catalog)
+    assert err.value.code == "model-language-unsupported"
+    assert "offers en, which the recognizer 'tiny' does not know" in err.value.detail
+
+
+def test_offering_english_needs_the_english_voice_manifest(tmp_path: Path) -> None:
+    from appliance.config import ModelChoice, SpeechSettings
+    from appliance.speech.loading import load_speech
+
+    (tmp_path / "manifests").mkdir()
+    catalog = _with_shipped(tmp_path, "silero-vad.toml", "kokoro-82m.toml", "whisper-base.toml")
+    with pytest.raises(ModelError, match="no manifest for model 'piper-joe'"):
+        load_speech(ModelChoice(), SpeechSettings(languages=["fr", "en"]), catalog)
+
+
+@pytest.mark.models
+def test_the_english_voice_is_assembled_from_its_package_and_verified() -> None:
+    catalog = ModelCatalog()
+    directory = catalog.ensure("piper-joe")
+    manifest = catalog.get("piper-joe")
+    assert (manifest.role, manifest.runtime, manifest.languages) == ("tts", "piper-onnx", ("en",))
+    assert sorted(p.name for p in directory.iterdir()) == ["en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json"]

@@ -195,3 +195,60 @@ def test_when_the_main_voice_fails_the_sentence_is_still_spoken_by_the_fallback(
     audio = voice.synthesize("Je vous écoute.")
     assert voice.sample_rate == 24000 and voice.fallbacks == 1
     assert len(audio) > 24000 * 0.3 and np.abs(audio).max() > 0.05  # real speech, at the primary's rate
+
+
+def test_other_languages_keep_their_own_abbreviations() -> None:
+    from appliance.speech.tts import plain_speakable
+
+    assert plain_speakable("Dr. Schmidt, « 9h30 »...") == "Dr. Schmidt, 9h30 …"
+    ipa = phonemize("Guten Tag, Herr Doktor.", voice="de", rewrite=plain_speakable)
+    assert ipa.startswith("ɡˈuːtən tˈɑːk, ") and ipa.endswith(".")
+
+
+def test_kokoro_is_told_which_language_it_reads() -> None:
+    assert KokoroSettings(language="de").language == "de"
+    with pytest.raises(ConfigError, match="not 'it'"):
+        KokoroSettings(language="it")
+
+
+def _word_errors(reference: str, heard: str) -> tuple[int, int]:
+    import re
+
+    ref, hyp = (re.sub(r"[^\w\s]", " ", text.lower()).split() for text in (reference, heard))
+    row = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, start=1):
+        diagonal, row[0] = row[0], i
+        for j, other in enumerate(hyp, start=1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (word != other))
+    return row[-1], len(ref)
+
+
+@pytest.mark.models
+def test_kokoro_speaks_german_whisper_understands_better_than_espeak(kokoro: KokoroSynthesizer, whisper_dir: Path) -> None:
+    from appliance.audio.channel import telephone
+    from appliance.audio.framing import int16_to_float32
+    from appliance.audio.resample import resample
+    from appliance.speech.asr import WhisperRecognizer
+
+    whisper = WhisperRecognizer(whisper_dir)
+    german = kokoro.speaking("de")
+    sentences = [
+        "Guten Tag, hier ist die Praxis von Doktor Martin.",
+        "Bitte nennen Sie Ihren Namen und Ihre Telefonnummer.",
+        "Vielen Dank für Ihren Anruf, auf Wiederhören.",
+    ]
+
+    def wer(voice) -> float:  # type: ignore[no-untyped-def]
+        errors = words = 0
+        for sentence in sentences:
+            line = telephone(voice.synthesize(sentence), voice.sample_rate, codec="g711-alaw", noise_db=-50, seed=1)
+            heard = whisper.transcribe(int16_to_float32(resample(line, LINE_RATE_HZ, 16000)), language="de")
+            e, n = _word_errors(sentence, heard.text)
+            errors, words = errors + e, words + n
+        return errors / words
+
+    kokoro_wer, espeak_wer = wer(german), wer(EspeakSynthesizer("de"))
+    print(f"\nGerman on the phone line, Whisper WER: Kokoro {kokoro_wer:.2f}, espeak-ng {espeak_wer:.2f}")
+    assert kokoro_wer < 0.5 and kokoro_wer < espeak_wer
+    assert german._session is kokoro._session  # one model in memory for both languages
+    assert kokoro.synthesize("Bonjour.").size > 0  # and French is still French

@@ -23,6 +23,7 @@ RUNTIMES: Final = (
     "faster-whisper",
     "sherpa-onnx-asr",
     "kokoro-onnx",
+    "piper-onnx",
     "espeak-ng",
     "llama.cpp",
 )

@@ -12,17 +12,21 @@ this module works around (see models.md §2):
   returned empty.
 
 ``transcribe`` is synchronous CPU-bound native code: callers run it in a worker
-thread, never on the event loop.
+thread, never on the event loop. The language is fixed per utterance (the
+recognizer's own by default); ``detect_language`` gives Whisper's belief about
+which language an utterance is in, for ``appliance.speech.language`` to decide
+on a call's language.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 
@@ -63,6 +67,8 @@ class Transcript:
     decode_s: float  # processing time, for latency figures
     no_speech_prob: float | None  # Whisper's own belief that this was not speech
     avg_logprob: float | None  # mean token log-probability (closer to 0 = surer)
+    detected_language: str | None = None
+    """The call's language, when detection settled it on this utterance (``speech.language``)."""
 
 
 class Recognizer(Protocol):
@@ -73,10 +79,28 @@ class Recognizer(Protocol):
         """Run once on silence so the first caller does not pay for lazy initialisation."""
 
 
+class MultilingualRecognizer(Recognizer, Protocol):
+    """A recognizer that can be told the language per utterance and can tell which it hears."""
+
+    @property
+    def language(self) -> str:
+        """The language ``transcribe`` assumes when it is given none."""
+
+    def transcribe(
+        self, pcm16k: np.ndarray, *, hotwords: Sequence[str] = (), language: str | None = None
+    ) -> Transcript:
+        """As ``Recognizer.transcribe``, in ``language`` (None: the recognizer's own)."""
+
+    def detect_language(self, pcm16k: np.ndarray) -> dict[str, float]:
+        """Probability of each language the model knows for this utterance (blocking)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class WhisperSettings:
     language: str = "fr"
-    """Whisper language code; fixed, because auto-detection on 2 s of phone audio guesses wrong."""
+    """Whisper language code, used unless a call asks for another: Whisper's own detection
+    on 2 s of phone audio guesses wrong, so detection is a separate, guarded step
+    (``detect_language``, ``appliance.speech.language``)."""
     compute_type: str = "int8"
     """int8 is faster and no less accurate than float32 for this model (models.md §2)."""
     beam_size: int = 5
@@ -133,27 +157,46 @@ class WhisperRecognizer:
             )
         except (RuntimeError, ValueError, OSError) as err:
             raise ModelError("model-load-failed", f"whisper in {model_dir}: {err}") from err
+        self._model.encode = _EncoderMemo(self._model.encode)  # type: ignore[method-assign]
+
+    @property
+    def language(self) -> str:
+        return self._settings.language
 
     def warm_up(self) -> None:
         self.transcribe(np.zeros(MODEL_RATE_HZ, dtype=np.float32))
 
-    def transcribe(self, pcm16k: np.ndarray, *, hotwords: Sequence[str] = ()) -> Transcript:
-        if pcm16k.ndim != 1 or not np.issubdtype(pcm16k.dtype, np.floating):
-            raise TypeError(f"transcribe expects 1-D float audio at 16 kHz, got {pcm16k.dtype} {pcm16k.shape}")
-        audio = pcm16k.astype(np.float32, copy=False)
+    def detect_language(self, pcm16k: np.ndarray) -> dict[str, float]:
+        """Whisper's language probabilities for the utterance: one more encoder pass
+        (the 30 s window, whatever the utterance's length) and one decoder step."""
+        audio = _checked_audio(pcm16k)
+        if audio.size == 0:
+            return {}
+        try:
+            # Without the last frame, as ``transcribe`` cuts its window: the encoder then
+            # sees the same input twice and ``_EncoderMemo`` spares the second pass.
+            features = self._model.feature_extractor(audio)[..., :-1]
+            _, _, probabilities = self._model.detect_language(features=features)
+        except (RuntimeError, ValueError) as err:
+            raise SpeechError("asr-failed", f"whisper language detection: {err}") from err
+        return {language: float(p) for language, p in probabilities}
+
+    def transcribe(
+        self, pcm16k: np.ndarray, *, hotwords: Sequence[str] = (), language: str | None = None
+    ) -> Transcript:
+        audio = _checked_audio(pcm16k)
+        language = language or self._settings.language
         audio_s = audio.size / MODEL_RATE_HZ
-        if audio_s > _MAX_AUDIO_S:
-            raise SpeechError("asr-too-long", f"{audio_s:.1f} s of audio; the end-pointer cuts turns well before")
         if audio.size == 0:
             return Transcript(
-                text="", language=self._settings.language, audio_s=0.0, decode_s=0.0,
+                text="", language=language, audio_s=0.0, decode_s=0.0,
                 no_speech_prob=None, avg_logprob=None,
             )
         started = self._clock.monotonic()
         try:
             segments, info = self._model.transcribe(
                 audio,
-                language=self._settings.language,
+                language=language,
                 beam_size=self._settings.beam_size,
                 temperature=0.0,  # no sampling fallback: retries at higher temperature hallucinate
                 condition_on_previous_text=False,
@@ -190,6 +233,42 @@ class WhisperRecognizer:
             no_speech_prob=no_speech_prob,
             avg_logprob=avg_logprob,
         )
+
+
+class _EncoderMemo:
+    """Whisper's encoder with a memory of its last input and output.
+
+    Detecting the language and then transcribing the same utterance would run
+    the encoder (the costly half: always a 30 s window) twice on the same
+    features. Equal input gives equal output, so a hit is always right, whichever
+    call or thread computed it; one entry is enough (detection is followed at
+    once by its transcription) and costs about 3 MB.
+    """
+
+    def __init__(self, encode: Callable[[np.ndarray], Any]) -> None:
+        self._encode = encode
+        self._last: tuple[bytes, Any] | None = None
+        self.hits = 0
+
+    def __call__(self, features: np.ndarray) -> Any:
+        key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] == key:
+            self.hits += 1
+            return last[1]
+        output = self._encode(features)
+        self._last = (key, output)
+        return output
+
+
+def _checked_audio(pcm16k: np.ndarray) -> np.ndarray:
+    if pcm16k.ndim != 1 or not np.issubdtype(pcm16k.dtype, np.floating):
+        raise TypeError(f"transcribe expects 1-D float audio at 16 kHz, got {pcm16k.dtype} {pcm16k.shape}")
+    audio = pcm16k.astype(np.float32, copy=False)
+    audio_s = audio.size / MODEL_RATE_HZ
+    if audio_s > _MAX_AUDIO_S:
+        raise SpeechError("asr-too-long", f"{audio_s:.1f} s of audio; the end-pointer cuts turns well before")
+    return audio
 
 
 def clean_text(

@@ -31,8 +31,8 @@ from appliance.audio.vad import SileroVad, VoiceActivity
 from appliance.config import ModelChoice, SpeechSettings
 from appliance.errors import ApplianceError, SpeechError
 from appliance.models import ModelCatalog
-from appliance.speech.asr import Recognizer, WhisperRecognizer, WhisperSettings
-from appliance.speech.loading import SpeechModels, _expect_runtime
+from appliance.speech.asr import Recognizer
+from appliance.speech.loading import ASR_RUNTIMES, SpeechModels, _expect_runtime, load_recognizer
 from appliance.turns import _POST_ROLL_S, _PRE_ROLL_S
 
 _LOGGER = logging.getLogger(__name__)
@@ -123,15 +123,11 @@ def load_ears(choice: ModelChoice, settings: SpeechSettings, catalog: ModelCatal
     parameters, warmed up), without the voice: a spoken test call needs no TTS."""
     catalog = catalog or ModelCatalog(choice.manifest_dir, choice.models_dir)
     vad_manifest = _expect_runtime(catalog, choice.vad, "vad", ("sherpa-onnx",))
-    asr_manifest = _expect_runtime(catalog, choice.asr, "asr", ("faster-whisper",))
+    asr_manifest = _expect_runtime(catalog, choice.asr, "asr", ASR_RUNTIMES)
     vad_dir = catalog.ensure(choice.vad)
     threshold = float(vad_manifest.params.get("threshold", 0.5))
     SileroVad(vad_dir, threshold=threshold)  # fails here, not on the first clip
-    asr_settings = WhisperSettings(
-        language=settings.language,
-        **{k: v for k, v in asr_manifest.params.items() if k in WhisperSettings.__dataclass_fields__},
-    )
-    recognizer = WhisperRecognizer(catalog.ensure(choice.asr), asr_settings)
+    recognizer = load_recognizer(asr_manifest, catalog.ensure(choice.asr), settings.language)
     recognizer.warm_up()
     return Ears(lambda: SileroVad(vad_dir, threshold=threshold), recognizer,
                 min_speech_s=settings.endpoint.min_speech_s)

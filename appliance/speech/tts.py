@@ -15,13 +15,15 @@ sentence is synthesised in a worker thread while the previous one plays, and
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import re
 import subprocess
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -234,14 +236,26 @@ def _run_espeak(args: list[str], text: str) -> bytes:
     return done.stdout
 
 
-def phonemize(text: str, *, voice: str = "fr-fr") -> str:
-    """French IPA for Kokoro: espeak-ng per clause, punctuation put back after each.
+def plain_speakable(text: str) -> str:
+    """Only the language-neutral rewrites: quotes and brackets out, "..." as one mark.
 
-    espeak-ng drops punctuation from its IPA output, but Kokoro uses it for
-    pauses and intonation, so clauses go to espeak one by one and their
-    punctuation is re-attached. espeak's "-" (clitic joins) is not a phoneme.
+    For the German and English voices: "Dr." and "9h30" are read by espeak-ng's own
+    rules for those languages, and the French spellings ("docteur") would be wrong.
     """
-    parts = _CLAUSE.split(speakable(text))
+    text = text.replace("...", "…")
+    text = re.sub(r"[«»\"“”()\[\]]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def phonemize(text: str, *, voice: str = "fr-fr", rewrite: Callable[[str], str] = speakable) -> str:
+    """IPA for a neural voice (French by default): espeak-ng per clause, punctuation put back after each.
+
+    espeak-ng drops punctuation from its IPA output, but Kokoro and Piper use it
+    for pauses and intonation, so clauses go to espeak one by one and their
+    punctuation is re-attached. espeak's "-" (clitic joins) is not a phoneme.
+    ``rewrite`` spells out what espeak would misread (``speakable``: French).
+    """
+    parts = _CLAUSE.split(rewrite(text))
     ipa: list[str] = []
     for index in range(0, len(parts), 2):
         clause = parts[index].strip()
@@ -257,14 +271,25 @@ def phonemize(text: str, *, voice: str = "fr-fr") -> str:
     return " ".join(ipa)
 
 
+# The espeak-ng voice that phonemises each language Kokoro is asked to speak.
+KOKORO_ESPEAK_VOICES: Final = {"fr": "fr-fr", "de": "de", "en": "en-us"}
+_GREETINGS: Final = {"fr": "Bonjour.", "de": "Guten Tag.", "en": "Hello."}  # what warm_up says
+
+
 @dataclass(frozen=True, kw_only=True)
 class KokoroSettings:
     voice: str = "jm_kumo"
     """One of the voices in voices_ja.npz. jm_kumo is the one Whisper still understands on a noisy line."""
     speed: float = 1.0
     threads: int = 2
+    language: str = "fr"
+    """What the text is in: picks espeak-ng's phonemiser (``KOKORO_ESPEAK_VOICES``)."""
 
     def __post_init__(self) -> None:
+        if self.language not in KOKORO_ESPEAK_VOICES:
+            raise ConfigError(
+                f"Kokoro speaks {', '.join(KOKORO_ESPEAK_VOICES)} here, not {self.language!r}"
+            )
         if not re.fullmatch(r"[a-z]{2}_[a-z]+", self.voice):
             raise ConfigError(f"tts.voice must look like 'jm_kumo', got {self.voice!r}")
         if not 0.5 <= self.speed <= 2.0:
@@ -309,8 +334,15 @@ class KokoroSynthesizer:
         except Exception as err:  # ORT's errors derive from Exception directly
             raise ModelError("model-load-failed", f"kokoro in {model_dir}: {err}") from err
 
+    def speaking(self, language: str) -> KokoroSynthesizer:
+        """The same voice reading another language: shares this one's model session
+        (about 300 MB of RAM not loaded twice) and only phonemises differently."""
+        other = copy.copy(self)
+        other._settings = replace(self._settings, language=language)  # validates the language
+        return other
+
     def warm_up(self) -> None:
-        self.synthesize("Bonjour.")
+        self.synthesize(_GREETINGS[self._settings.language])
 
     def synthesize(self, text: str) -> np.ndarray:
         tokens = [self._vocab[symbol] for symbol in self._phonemes(text) if symbol in self._vocab]
@@ -325,7 +357,12 @@ class KokoroSynthesizer:
         return _trim_silence(np.clip(np.concatenate(audio), -1.0, 1.0), KOKORO_RATE_HZ)
 
     def _phonemes(self, text: str) -> str:
-        ipa = phonemize(text)
+        language = self._settings.language
+        ipa = phonemize(
+            text,
+            voice=KOKORO_ESPEAK_VOICES[language],
+            rewrite=speakable if language == "fr" else plain_speakable,
+        )
         for espeak_symbol, kokoro_symbol in _KOKORO_SUBSTITUTIONS:
             ipa = ipa.replace(espeak_symbol, kokoro_symbol)
         unknown = {symbol for symbol in ipa if symbol not in self._vocab}
@@ -362,10 +399,12 @@ class EspeakSynthesizer:
         self._rate_wpm = rate_wpm
 
     def warm_up(self) -> None:
-        self.synthesize("Bonjour.")
+        self.synthesize(_GREETINGS.get(self._voice[:2], "Bonjour."))
 
     def synthesize(self, text: str) -> np.ndarray:
-        wav = _run_espeak(["-v", self._voice, "-s", str(self._rate_wpm), "--stdout"], speakable(text))
+        # The French rewrites ("Dr" -> "docteur") only for a French voice.
+        rewrite = speakable if self._voice.startswith("fr") else plain_speakable
+        wav = _run_espeak(["-v", self._voice, "-s", str(self._rate_wpm), "--stdout"], rewrite(text))
         try:
             with wave.open(io.BytesIO(wav)) as reader:
                 if reader.getnchannels() != 1 or reader.getsampwidth() != 2:
