@@ -77,6 +77,12 @@ def test_an_empty_caller_id_means_withheld(tmp_path: Path) -> None:
         (HEAD + "\n[line_faults]\nrandom_chunks = 3\n", 5, "need a simulated device line"),
         (MODEM + "\n[line_faults]\nabandon_at_ring = 0\n", 7, "abandon_at_ring must be a ring number"),
         (HEAD + "\n[expect]\nhangup_within_s = \"fast\"\n", 6, "hangup_within_s must be a number of seconds"),
+        (HEAD + "\n[[turn]]\ndtmf = \"1\"\nlanguage = \"en\"\n", 7, "'language' is what the recogniser detected"),
+        (HEAD + "\n[[turn]]\nsay = \"Hola\"\nlanguage = \"es\"\n", 7, "one of fr, de, en"),
+        (HEAD + "languages = \"en\"\n", 4, "languages is a list of language codes"),
+        (HEAD + "languages = [\"fr\", \"klingon\"]\n", 4, "klingon unknown"),
+        (HEAD + "\n[expect]\nmessage_phone = \"call me\"\n", 6, "message_phone is the number to call back"),
+        (HEAD + "\n[expect]\nlanguage = \"it\"\n", 6, "language must be one of fr, de, en"),
     ],
 )
 def test_mistakes_name_file_line_and_problem(tmp_path: Path, text: str, line: int, problem: str) -> None:
@@ -305,3 +311,31 @@ def test_two_seeded_appointments_that_overlap_are_a_scenario_error(tmp_path: Pat
     path = _scenario(tmp_path, HEAD + _APPOINTMENT + _APPOINTMENT.replace("10:00:00", "10:10:00"))
     with pytest.raises(ScenarioError, match=rf"{path}:13: \[\[appointment\]\] overlaps another"):
         asyncio.run(simulate(load_scenario(path), mode="text", config=replace(Config(), data_dir=tmp_path / "data")))
+
+
+def test_languages_are_read_from_the_scenario_and_its_turns(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + 'languages = ["fr", "en"]\n\n[[turn]]\nsay = "Hello"\nlanguage = "en"\n'
+                     '\n[[turn]]\nsay = "Oui"\n\n[expect]\nlanguage = "en"\nmessage_summary = "anglophone"\n')
+    scenario = load_scenario(path)
+    assert scenario.languages == ("fr", "en")
+    assert [t.language for t in scenario.turns] == ["en", None]
+    assert scenario.expect.language == "en" and scenario.expect.message_summary == ("anglophone",)
+
+
+def test_offered_languages_must_start_with_the_practices_own(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + 'languages = ["en", "fr"]\n\n[[turn]]\nhangup = true\n')
+    scenario = load_scenario(path)
+    with pytest.raises(ScenarioError, match="languages must start with the practice's own, 'fr'"):
+        asyncio.run(simulate(scenario, mode="text", config=replace(Config(), data_dir=tmp_path)))
+
+
+def test_a_scenario_checks_the_language_the_call_ended_in(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, HEAD + 'languages = ["fr", "de"]\n\n[[turn]]\nsay = "Hello, do you speak English?"\n'
+                     'language = "en"\n\n[[turn]]\nhangup = true\n\n[expect]\nlanguage = "en"\n'
+                     'message_phone = "0612345678"\nmessage_summary = ["anglophone"]\n')
+    report = asyncio.run(simulate(load_scenario(path), mode="text", config=replace(Config(), data_dir=tmp_path)))
+    assert report["expect"]["failures"] == [
+        "language: expected the call to end in 'en', it ended in 'fr'",  # English is not offered here
+        "message_phone: expected '0612345678', got None",
+        "message_summary: the message's summary lacks 'anglophone' (no message was left)",
+    ]

@@ -42,6 +42,13 @@ def templates(language: str = "fr") -> dict[str, str]:
     return tomllib.loads(text)
 
 
+def has_templates(language: object) -> bool:
+    """Whether the dialogue can speak ``language`` (a ``templates/<language>.toml`` exists)."""
+    if not isinstance(language, str) or not language.isalpha():
+        return False
+    return resources.files("appliance.dialogue").joinpath(f"templates/{language}.toml").is_file()
+
+
 class AgendaView(Protocol):
     """The read side of the agenda the secretary needs."""
 
@@ -135,10 +142,17 @@ class Conversation:
     _emergency_kind: str = field(init=False, default="")
     _emergency_repeats: int = field(init=False, default=0)
     _last_urgency: str = field(init=False, default="days")
+    caller_digits: str | None = field(init=False, default=None)
+    """The caller ID whatever its country, as a French number or "00" + digits
+    ("+49 151 …" → "0049151…"); ``caller_id`` keeps French numbers only."""
 
     def __post_init__(self) -> None:
         self.t = templates(self.language)
-        self.caller_id = parse_phone(self.caller_id) if self.caller_id else None
+        raw = self.caller_id if isinstance(self.caller_id, str) else ""
+        self.caller_id = parse_phone(raw) if raw else None
+        digits = "".join(c for c in raw if c.isdigit())
+        international = ("00" + digits if raw.strip().startswith("+") else digits) if digits else None
+        self.caller_digits = self.caller_id or international
 
     def _start(self, purpose: str | None) -> None:
         """A new request: what the caller asked before no longer applies (a caller

@@ -23,8 +23,8 @@ from typing import Final
 from appliance.dialogue import speakable
 from appliance.dialogue.answers import answer_question, asks_about_others, question_topic
 from appliance.dialogue.conversation import AgendaView, Helper, templates
-from appliance.dialogue.emergency import detect_emergency
-from appliance.dialogue.emergency_heard import detect_heard_emergency
+from appliance.dialogue.emergency_any import detect_any_emergency
+from appliance.dialogue.foreign import ForeignSteps
 from appliance.dialogue.intent import Intent, detect_intent
 from appliance.dialogue.normalize import fold
 from appliance.dialogue.policy import asks_medical_advice
@@ -58,8 +58,9 @@ _OWN_APPOINTMENT: Final = re.compile(r"\b(?:mon|mes|notre|son|le) (?:prochain )?
 _OWN_LINE: Final = ("suicide",)
 
 
-class Secretary(MessageSteps):
-    """One call's conversation state and its French (de, en) dialogue policy."""
+class Secretary(ForeignSteps, MessageSteps):
+    """One call's conversation state and its French dialogue policy; a caller in
+    another offered language is taken through ``foreign`` (a message for the team)."""
 
     # -- entry points ---------------------------------------------------------
     def greet(self) -> Reply:
@@ -125,6 +126,8 @@ class Secretary(MessageSteps):
         return self._failed_change("why_change_failed")
 
     def message_left(self) -> Reply:
+        if self.foreign is not None:
+            return self._foreign_message_left()
         self._settle("message")
         handed_over = self.purpose == "handover"
         urgent = self.message.category is not None and self._last_urgency == "urgent"
@@ -143,12 +146,14 @@ class Secretary(MessageSteps):
         # Safety first, every turn, before anything the caller asked for.
         if self.ask == "emergency":
             return self._repeat_emergency()
-        if (match := detect_emergency(text) or detect_heard_emergency(text)) is not None:
+        if (match := detect_any_emergency(text)) is not None:  # every language, whatever the call's
             self._settle("emergency")
             self._emergency_kind = match.kind
             self._emergency_repeats = 0
             self.ask = "emergency"
             return Reply(self._emergency_words(), "emergency", action=Emergency(match.kind, match.phrase))
+        if self.foreign is not None:  # the French understanding below cannot read these words
+            return self._foreign_words(text)
         if asks_medical_advice(text):
             return Reply(f"{self.t['no_advice']} {self._last_question}", self.ask)
         if asks_about_others(text):
@@ -164,6 +169,11 @@ class Secretary(MessageSteps):
     def _emergency_words(self) -> str:
         if self._emergency_kind in _OWN_LINE:
             own = self.t["line_" + self._emergency_kind]
+            if self.foreign is not None:
+                # The caller is in the practice's country: its line, in the caller's words.
+                own = templates(self.language)["line_" + self._emergency_kind]
+                return self.t[f"emergency_{self._emergency_kind}_line"].format(
+                    number=self.practice.emergency_number, own=own)
             return self.t["emergency_" + self._emergency_kind].format(number=self.practice.emergency_number, own=own)
         return self.t["emergency"].format(number=self.practice.emergency_number)
 
@@ -180,6 +190,8 @@ class Secretary(MessageSteps):
             return self._repeat_emergency()
         self._silences += 1
         if self._silences >= _MAX_SILENCES:
+            if self.foreign is not None:
+                return self._foreign_silences_ran_out()
             if self.purpose == "handover":  # nothing more to wait for: leave what we have
                 return self._leave_what_we_have()
             return Reply(self.t["gave_up_silence"], None, end_call=True)
@@ -189,6 +201,8 @@ class Secretary(MessageSteps):
         # The keypad is the fallback where speech recognition is weakest: numbers.
         if self.ask == "emergency":
             return self._repeat_emergency()
+        if self.foreign is not None:
+            return self._foreign_keys(digits)
         if self.ask == "choice" and digits.isdigit() and 1 <= int(digits) <= len(self.draft.offered):
             return self._choose(int(digits) - 1)
         if self.ask == "appointment" and digits.isdigit() and 1 <= int(digits) <= len(self.change.found):

@@ -147,7 +147,8 @@ class ScriptedCaller:
             call.release()
         elif turn.say is not None:
             if self.audio is None:
-                call.send_text(turn.say)
+                # Text mode plays the recogniser too: the language it would have detected.
+                call.send_text(turn.say, language=turn.language)
             else:
                 frames = await asyncio.to_thread(self.audio.render, turn.say, len(self.played))
                 call.send_audio(frames)

@@ -29,7 +29,7 @@ from appliance.line.sim.line import SimLine
 from appliance.simulate.caller import CallerAudio, ScriptedCaller
 from appliance.simulate.devices import device_line
 from appliance.simulate.emergency_rule import EmergencyInstruction
-from appliance.simulate.report import build_report
+from appliance.simulate.report import build_report, says
 from appliance.simulate.scenario import NOT_ANSWERED, Scenario, SeededAppointment, device_of, load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.speech.tts import Synthesizer
@@ -54,6 +54,7 @@ async def simulate(
 ) -> dict[str, Any]:
     """Run the scenario's call and return its report."""
     clock = FixedClock(scenario.now)
+    config = with_languages(config, scenario)
     try:
         box = Appliance(config, clock=clock, speech=speech, practice_base=scenario.path.parent)
     except ConfigError as err:
@@ -94,12 +95,54 @@ async def simulate(
         booking = _booking(box, result, seeded)
         message = _message(box, result)
         load_s = speech.load_s if speech else {}
-        instruction = EmergencyInstruction.from_templates(config.speech.language, box.practice.emergency_number)
-        return build_report(scenario, mode, result, booking, message, load_s, line_facts,
-                            emergency_instruction=instruction, cue_transcript=cue_transcript,
-                            appointments=_seeded_after(box, seeded))
+        # The instruction may be said in any language the call was offered in.
+        number = box.practice.emergency_number
+        offered = scenario.languages or (config.speech.language,)
+        instruction = EmergencyInstruction(tuple(
+            pattern for language in offered
+            for pattern in EmergencyInstruction.from_templates(language, number).sentences))
+        report = build_report(scenario, mode, result, booking, message, load_s, line_facts,
+                              emergency_instruction=instruction, cue_transcript=cue_transcript,
+                              appointments=_seeded_after(box, seeded))
+        failures = report["expect"]["failures"] + language_failures(scenario, config.speech.language, report)
+        report["expect"] = {"passed": not failures, "failures": failures}
+        return report
     finally:
         box.close()
+
+
+def language_failures(scenario: Scenario, main_language: str, report: dict[str, Any]) -> list[str]:
+    """The checks of ``[expect]`` about languages and the message's number and summary."""
+    expect = scenario.expect
+    failures: list[str] = []
+    if expect.language is not None:
+        changes = [e for e in report["events"] if e["kind"] == "language"]
+        ended_in = changes[-1]["language"] if changes else main_language
+        if ended_in != expect.language:
+            failures.append(f"language: expected the call to end in {expect.language!r}, it ended in {ended_in!r}")
+    message = report["message"]
+    if expect.message_phone is not None:
+        got = (message or {}).get("patient", {}).get("phone")
+        if got != expect.message_phone.replace(" ", ""):
+            failures.append(f"message_phone: expected {expect.message_phone!r}, got {got!r}")
+    for words in expect.message_summary:
+        if message is None or not says(message["summary"], words):
+            failures.append(f"message_summary: the message's summary lacks {words!r}"
+                            + ("" if message else " (no message was left)"))
+    return failures
+
+
+def with_languages(config: Config, scenario: Scenario) -> Config:
+    """The configuration offering the scenario's ``languages`` (the practice's own first)."""
+    if scenario.languages is None:
+        return config
+    if scenario.languages[0] != config.speech.language:
+        raise ScenarioError(f"{scenario.path}: languages must start with the practice's own, "
+                            f"{config.speech.language!r}")
+    try:
+        return replace(config, speech=replace(config.speech, languages=scenario.languages))
+    except ConfigError as err:
+        raise ScenarioError(f"{scenario.path}: languages: {err.detail}") from err
 
 
 def _seed(box: Appliance, scenario: Scenario) -> list[tuple[SeededAppointment, int]]:

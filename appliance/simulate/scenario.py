@@ -21,6 +21,11 @@ scenario carries what the evaluation of the secretary needs:
   emergency instruction (``emergency_rule``).
 - ``[expect]`` adds ``message_urgency``, ``said`` / ``not_said`` (words some
   reply must contain / no reply may contain) and ``max_caller_turns``.
+- ``languages = ["fr", "en"]``: the languages the practice offers callers in
+  this call (the practice's own language first); a ``say`` turn may carry the
+  ``language`` the recogniser detected in it (``Heard.language``). ``[expect]``
+  then checks ``language`` (the one the call ended in), and of the message for
+  the staff ``message_phone`` and ``message_summary`` (words its summary holds).
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "satu
 _WEEKDAYS_FR: Final = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 _TOP: Final = {
     "title", "now", "caller_id", "practice", "line", "line_faults", "caller", "turn", "expect",
-    "category", "pending", "audio", "appointment",
+    "category", "pending", "audio", "appointment", "languages",
 }  # fmt: skip
+LANGUAGES: Final = ("fr", "de", "en")
+"""Languages a scenario may offer or mark a turn with: those the dialogue has templates for."""
 # What a scenario counts towards in the evaluation figures (``appliance.simulate.evaluation``).
 # "not_emergency" is the false-alarm set: alarming words that are no emergency.
 SCENARIO_CATEGORIES: Final = (
@@ -65,6 +72,7 @@ _APPOINTMENT_REQUIRED: Final = ("last_name", "first_name", "birth_date", "practi
 _CALLER: Final = {"voice", "channel", "noise_db"}
 _TURN: Final = {
     "say", "dtmf", "silence_s", "hangup", "fault", "when", "while_box_speaks", "hold_s", "fault_s", "emergency_cue",
+    "language",
 }  # fmt: skip
 _ACTS: Final = ("say", "dtmf", "silence_s", "hangup", "fault")
 _LINE_FAULTS: Final = {"hangup_signal", "random_chunks", "abandon_at_ring", "cpcmreg_refusals"}
@@ -96,6 +104,9 @@ _EXPECT: Final = {
     "said",
     "not_said",
     "max_caller_turns",
+    "language",
+    "message_phone",
+    "message_summary",
 }
 
 
@@ -137,6 +148,8 @@ class ScenarioTurn:
     """How long each key of ``dtmf`` is held down."""
     emergency_cue: bool = False
     """The caller's first words that call for the 15: only the emergency instruction may follow."""
+    language: str | None = None
+    """The language the recogniser detected in these words (``Heard.language``); None: none detected."""
     line: int = 0
 
 
@@ -165,6 +178,12 @@ class Expect:
     """Words no assistant reply may contain (same matching as ``said``)."""
     max_caller_turns: int | None = None
     """At most this many caller turns up to the booking, or in the whole call without one."""
+    language: str | None = None
+    """The language the call ended in (its last ``language`` event, else the practice's)."""
+    message_phone: str | None = None
+    """The number the message for the staff says to call back."""
+    message_summary: tuple[str, ...] = ()
+    """Words the summary of the message for the staff must contain (matched as ``said``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +224,8 @@ class Scenario:
     audio: bool = False
     """Part of the audio-mode subset ``make bench`` runs with the real models."""
     appointments: tuple[SeededAppointment, ...] = ()
+    languages: tuple[str, ...] | None = None
+    """The languages offered to the caller, the practice's own first; None: the configuration's."""
 
     @property
     def device_kind(self) -> str | None:
@@ -322,6 +343,7 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
     if not isinstance(audio, bool):
         raise src.error(src.of_key("audio"), "'audio' is true or false")
     seeded = _parse_appointments(raw.get("appointment", []), src)
+    languages = _parse_languages(raw.get("languages"), src)
     return Scenario(
         path=src.path,
         title=str(raw.get("title", src.path.stem)),
@@ -337,7 +359,22 @@ def _parse(raw: dict[str, Any], src: _Lines) -> Scenario:
         pending=pending.strip() if pending else None,
         audio=audio,
         appointments=seeded,
+        languages=languages,
     )
+
+
+def _parse_languages(raw: Any, src: _Lines) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    at = src.of_key("languages")
+    if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
+        raise src.error(at, 'languages is a list of language codes, the practice\'s own first, e.g. ["fr", "en"]')
+    unknown = [x for x in raw if x not in LANGUAGES]
+    if unknown:
+        raise src.error(at, f"languages: {', '.join(unknown)} unknown (known: {', '.join(LANGUAGES)})")
+    if len(set(raw)) != len(raw):
+        raise src.error(at, "languages: each language once")
+    return tuple(raw)
 
 
 def _parse_category(raw: dict[str, Any], expect: Expect, src: _Lines) -> str:
@@ -485,6 +522,10 @@ def _parse_turns(raw: Any, src: _Lines, kind: str | None) -> tuple[ScenarioTurn,
         cue = entry.get("emergency_cue", False)
         if not isinstance(cue, bool) or (cue and act != "say"):
             raise src.error(src.of_key("emergency_cue", line), "'emergency_cue' is true or false, on a 'say' turn")
+        language = entry.get("language")
+        if language is not None and (act != "say" or language not in LANGUAGES):
+            raise src.error(src.of_key("language", line),
+                            f"'language' is what the recogniser detected in a 'say' turn: one of {', '.join(LANGUAGES)}")
         lasting = entry.get("fault_s", 3.0)
         if not isinstance(lasting, int | float) or not 0 < lasting <= 60 or ("fault_s" in entry and act != "fault"):
             raise src.error(src.of_key("fault_s", line), "'fault_s' is how long a fault lasts: 0-60 seconds")
@@ -500,6 +541,7 @@ def _parse_turns(raw: Any, src: _Lines, kind: str | None) -> tuple[ScenarioTurn,
                 while_box_speaks=speaking,
                 hold_s=float(hold),
                 emergency_cue=cue,
+                language=language,
                 line=line,
             )
         )
@@ -524,7 +566,11 @@ def _parse_expect(raw: Any, src: _Lines) -> Expect:
             raise src.error(at, f"message_category must be one of {', '.join(CATEGORIES)}")
         elif key == "message_urgency" and value not in URGENCIES:
             raise src.error(at, f"message_urgency must be one of {', '.join(URGENCIES)}")
-        elif key in ("said", "not_said"):
+        elif key == "language" and value not in LANGUAGES:
+            raise src.error(at, f"language must be one of {', '.join(LANGUAGES)}")
+        elif key == "message_phone" and (not isinstance(value, str) or not re.fullmatch(r"[0-9 ]{6,20}", value)):
+            raise src.error(at, "message_phone is the number to call back, digits, e.g. \"06 12 34 56 78\"")
+        elif key in ("said", "not_said", "message_summary"):
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):

@@ -56,6 +56,8 @@ class Said:
     heard_at: float | None = None
     """Monotonic time the spoken words arrived, before recognition: their turn's
     latency counts from there, as a call's counts from the end-pointer's decision."""
+    language: str | None = None
+    """The language the recogniser would have detected in the words (``Heard.language``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,10 @@ class SimCall:
     def __init__(self, call_id: str, caller_id: str | None, *, realtime: bool) -> None:
         self.call_id = call_id
         self.caller_id = caller_id
+        # No echo and no common clock between the two directions (audio time runs
+        # as fast as the models allow): speech barge-in means nothing here; keys do.
+        self.full_duplex = False
+        self._playing = False
         self._realtime = realtime
         self._audio: asyncio.Queue[Inbound | object] = asyncio.Queue()
         self._script: asyncio.Queue[Said | KeptSilent | Dtmf | object] = asyncio.Queue()
@@ -95,6 +101,10 @@ class SimCall:
                 if item is _HANGUP:
                     return
                 yield item  # type: ignore[misc]
+            elif self._playing:
+                # The box is talking, not listening: no silence on demand, which a reader
+                # watching for key presses would spin through. Look again in a frame's time.
+                await asyncio.sleep(FRAME_MS / 1000)
             else:
                 if self._realtime:
                     await asyncio.sleep(FRAME_MS / 1000)
@@ -126,16 +136,20 @@ class SimCall:
         loop = asyncio.get_running_loop()
         sent = 0
         started = loop.time()
-        async for frame in frames:
-            if self._ended.is_set():
-                break
-            self.received.append(frame)
-            sent += 1
-            if self._realtime:
-                # Paced by the clock, not by sleep(20 ms) per frame, so jitter does not add up.
-                delay = started + sent * FRAME_MS / 1000 - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+        self._playing = True
+        try:
+            async for frame in frames:
+                if self._ended.is_set():
+                    break
+                self.received.append(frame)
+                sent += 1
+                if self._realtime:
+                    # Paced by the clock, not by sleep(20 ms) per frame, so jitter does not add up.
+                    delay = started + sent * FRAME_MS / 1000 - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+        finally:
+            self._playing = False
         return sent
 
     async def hang_up(self) -> None:
@@ -165,8 +179,9 @@ class SimCall:
         self._audio.put_nowait(Dtmf(digit))
         self._script.put_nowait(Dtmf(digit))
 
-    def send_text(self, text: str, *, audio_s: float = 0.0, asr_ms: int = 0, heard_at: float | None = None) -> None:
-        self._script.put_nowait(Said(text, audio_s, asr_ms, heard_at))
+    def send_text(self, text: str, *, audio_s: float = 0.0, asr_ms: int = 0, heard_at: float | None = None,
+                  language: str | None = None) -> None:
+        self._script.put_nowait(Said(text, audio_s, asr_ms, heard_at, language))
 
     def send_silence(self, seconds: float) -> None:
         self._script.put_nowait(KeptSilent(seconds))
