@@ -52,6 +52,11 @@ class Call(Protocol):
 
     One of the words above, or a driver's own (see the module constants).
     """
+    full_duplex: bool
+    """The caller's voice arrives while the box plays (GSM, sound card), echo of the box's
+    own voice included, so speech can barge in. False on a half-duplex line (an analog
+    modem in +VTX hears nothing but key presses): only a key can interrupt the box.
+    """
 
     def inbound(self) -> AsyncIterator[Inbound]:
         """Frames and key presses as they arrive; ends when the call is over."""

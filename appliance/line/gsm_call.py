@@ -89,6 +89,7 @@ class GsmCall:
         self.ended_at: float | None = None
         """Clock time the driver saw the end."""
         self.uplink: Uplink | None = None
+        self.full_duplex = True  # the downlink PCM keeps coming while the box plays
         self._queue: asyncio.Queue[Inbound | None] = asyncio.Queue()
         self._ended = False
 

@@ -154,6 +154,10 @@ class GuardedCall:
         return (self.inner.end_reason or LINE_ENDED) if self.inner.ended else ""
 
     @property
+    def full_duplex(self) -> bool:
+        return bool(getattr(self.inner, "full_duplex", False))
+
+    @property
     def heard_s(self) -> float:
         """Seconds of audio examined since the last key press (or the start)."""
         return self._detector.heard_s

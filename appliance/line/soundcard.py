@@ -88,6 +88,7 @@ class SoundCardCall:
         self.caller_id = caller_id
         self.end_reason = ""
         self.rate_hz = rate_hz
+        self.full_duplex = True  # capture runs while the box plays: the caller, and the speaker's echo
         self._stream = stream
         self._clock = clock
         self._on_hang_up = on_hang_up

@@ -104,6 +104,7 @@ class VoiceModemCall:
         self.call_id = call_id
         self.caller_id = caller_id
         self.encoding = encoding
+        self.full_duplex = False  # +VTX or +VRX, never both: only <DLE>digit arrives while it plays
         self._driver = driver
         self._clock: Clock = driver.clock
         self._decode, self._encode = codec_for(encoding)
