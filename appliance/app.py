@@ -15,19 +15,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+
+from appliance.acknowledgement import Acknowledgement, AcknowledgingSpeaker
 from appliance.agenda.local import LocalAgenda
+from appliance.audio.vad import SileroVad
+from appliance.bargein import BargeInSettings, BargeInWatch, SharedInbound
 from appliance.answering import AnsweringPolicy
 from appliance.agenda.practice import Practice, resolve_practice
 from appliance.call import CallResult, CallSession
 from appliance.clock import Clock, SystemClock
 from appliance.config import Config
 from appliance.dialogue.secretary import Secretary
-from appliance.errors import LineError
-from appliance.events import CallEvent, MessageLeft, event_to_dict
+from appliance.dialogue.conversation import templates
+from appliance.errors import ApplianceError, LineError
+from appliance.events import Acknowledged, CallEvent, MessageLeft, event_to_dict
 from appliance.inbox import LocalInbox
 from appliance.line.base import Call, IncomingCall, LineDriver
 from appliance.line.sim.line import SimCall
+from appliance.speech.language import LanguageSwitch
 from appliance.speech.loading import SpeechModels
+from appliance.speech.tts import to_line_frames
 from appliance.llm.helper import DialogueHelper, NoHelper, open_helper
 from appliance.store import Store, appointments, queries
 from appliance.store.inbox import add_summary_note
@@ -72,6 +80,7 @@ class Appliance:
         self.helper: DialogueHelper = open_helper(config, self.store)
         # Calls in progress show life here; systemd's watchdog is fed only while they do.
         self.heartbeat = Heartbeat(self.clock.monotonic)
+        self._ack_frames = self._acknowledgement_frames()
 
     def reload(self, config: Config) -> list[str]:
         """Take a changed configuration for the next calls; returns what needs a restart.
@@ -89,6 +98,8 @@ class Appliance:
             name for name in ("line", "data_dir", "models", "sync", "web")
             if getattr(config, name) != getattr(self.config, name)
         ]
+        if config.speech.languages != self.config.speech.languages:
+            needs_restart.append("speech.languages")  # each language's voice is loaded at start
         self.practice = practice
         self.agenda = LocalAgenda(self.store, practice, self.clock, awaits_cloud=self.cloud is not None)
         self.answering = AnsweringPolicy(config.answering, practice)
@@ -159,7 +170,18 @@ class Appliance:
     ) -> CallResult:
         started = self.clock.now()
         await asyncio.to_thread(queries.insert_call, self.store, call.call_id, started, call.caller_id, line_name)
-        listener, speaker = self._ears_and_voice(call, text_mode)
+        listener, speaker, languages = self._ears_and_voice(call, text_mode)
+        acknowledgement = None
+        if isinstance(listener, AudioListener) and self._ack_frames:
+            main_language = self.config.speech.language
+            acknowledgement = Acknowledgement(
+                call, self._ack_frames, self.clock,
+                on_played=lambda waited_s: session.emit(Acknowledged(session.at_ms(), round(waited_s * 1000))),
+                # Made in the main language: a caller switched to another hears none.
+                active=lambda: languages is None or languages.current == main_language,
+            )
+            listener.when_turn_ends(acknowledgement.turn_ended)
+            speaker = AcknowledgingSpeaker(speaker, acknowledgement)
         secretary = Secretary(self.practice, self.agenda, started, call.caller_id, self.config.speech.language,
                               helper=self.helper if not isinstance(self.helper, NoHelper) else None)
         session = CallSession(
@@ -173,30 +195,63 @@ class Appliance:
             line_name=line_name,
             max_call_s=self.config.speech.max_call_s,
             on_event=on_event,
+            languages=languages,
         )
-        result = await session.run()
+        try:
+            result = await session.run()
+        finally:
+            if acknowledgement is not None:
+                acknowledgement.close()
         await asyncio.to_thread(self._record, call.call_id, result)
         # After the caller has gone: the model's words never delay an answer.
         await asyncio.to_thread(self._add_summaries, result, session.transcript(), secretary.t)
         _LOGGER.info("call %s ended: %s, %d turns", call.call_id, result.outcome, len(result.turns))
         return result
 
-    def _ears_and_voice(self, call: Call, text_mode: bool) -> tuple[Listener, Speaker]:
+    def _ears_and_voice(self, call: Call, text_mode: bool) -> tuple[Listener, Speaker, LanguageSwitch | None]:
+        """The call's listener and speaker, and its language switch when the practice
+        offers several languages (None: the call stays in the main language)."""
+        speech = self.config.speech
+        offered = tuple(speech.languages or (speech.language,))
         if text_mode:
             if not isinstance(call, SimCall):
                 raise TypeError("text mode exists only on the simulated line")
-            return TextListener(call, self.clock), TextSpeaker()
+            # Typed words have no accent to detect: the switch only changes what the dialogue speaks.
+            switch = LanguageSwitch(offered, speech.language) if len(offered) > 1 else None
+            return TextListener(call, self.clock), TextSpeaker(), switch
         if self.speech is None:
             raise RuntimeError("audio calls need the speech models loaded")
+        # Per call: the recognizer detects the caller's language on the first
+        # utterances, the voice follows the switch; one language = the shared ones.
+        recognizer, voice, switch = self.speech.for_call()
+        # One reader of the line for both: the speaker hears a caller talking over
+        # it (barge-in) and hands their first words to the listener.
+        inbound = SharedInbound(call.inbound())
         listener = AudioListener(
             call,
             self.speech.new_vad(),
-            self.speech.recognizer,
+            recognizer,
             self.clock,
-            self.config.speech.endpoint,
+            speech.endpoint,
             vocabulary=self._hotwords,
+            inbound=inbound,
         )
-        return listener, AudioSpeaker(call, self.speech.synthesizer)
+        watch = BargeInWatch(inbound, SileroVad(self.speech.vad_dir, threshold=BargeInSettings().vad_threshold))
+        speaker = AudioSpeaker(call, voice, barge_in=watch)
+        return listener, speaker, switch if len(switch.offered) > 1 else None
+
+    def _acknowledgement_frames(self) -> list[np.ndarray]:
+        """The "D'accord…" a slow reply is preceded by, as line frames; made once, at start
+        (the prompt cache usually has it). Without it the box simply says nothing meanwhile."""
+        if self.speech is None:
+            return []
+        synthesizer = self.speech.synthesizer
+        try:
+            pcm = synthesizer.synthesize(templates(self.config.speech.language)["acknowledge"])
+        except ApplianceError as err:
+            _LOGGER.warning("no acknowledgement phrase: %s", err.detail)
+            return []
+        return to_line_frames(pcm, synthesizer.sample_rate)
 
     def _hotwords(self, ask: str | None) -> tuple[str, ...]:
         """Words this practice's callers are likely to say now, to bias Whisper towards.

@@ -18,6 +18,8 @@ import asyncio
 import json
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -52,7 +54,7 @@ def _scenario_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
+def run_bench(config: Config, paths: list[Path], json_out: Path, *, config_path: Path | None = None) -> int:
     # Text mode first: every scenario, milliseconds each, no model involved.
     text_runs = [run_scenario(path, mode="text", config=config) for path in _scenario_files(paths)]
     audio_runs: list[ScenarioRun] = []
@@ -62,6 +64,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
     load_total = time.perf_counter() - started
 
     latencies: list[float] = []
+    first_sounds: list[float] = []
     asr_rtf: list[float] = []
     tts_first: list[float] = []
     runs: list[dict[str, Any]] = []
@@ -79,6 +82,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
         audio_runs.append(run_of(scenario, report, seconds=time.perf_counter() - call_started))
         metrics = report["metrics"]
         latencies += metrics["latency_ms"]
+        first_sounds += metrics["first_sound_ms"]
         tts_first += metrics["tts_first_ms"]
         for event in report["events"]:
             if event["kind"] == "transcript" and event["audio_ms"]:
@@ -95,10 +99,13 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
     llm = _qualify_local_llm(config, catalog)
 
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    box_memory = _box_memory(config_path)
     figures = {
         "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "scenarios": runs,
         "turn_latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "n": len(latencies)},
+        "first_sound_ms": {"p50": percentile(first_sounds, 50), "p95": percentile(first_sounds, 95),
+                           "n": len(first_sounds)},
         "asr_rtf": {"p50": percentile(asr_rtf, 50), "p95": percentile(asr_rtf, 95), "n": len(asr_rtf)},
         "tts_first_audio_ms": {"p50": percentile(tts_first, 50), "p95": percentile(tts_first, 95), "n": len(tts_first)},
         "tts_first_audio_prompts_ms": prompt_tts,
@@ -106,6 +113,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path) -> int:
         "llm_qualification": llm,
         "speech_accuracy": accuracy,
         "peak_rss_mb": peak_rss_mb,
+        "box_memory": box_memory,
         "secretary": {
             "text": figures_of(text_runs, "text").to_json(),
             "audio": figures_of(audio_runs, "audio").to_json(),
@@ -192,6 +200,16 @@ def _print_secretary(text_runs: list[ScenarioRun], audio_runs: list[ScenarioRun]
         print(f"  {line}")
 
 
+def _box_memory(config_path: Path | None) -> dict[str, Any]:
+    """Peak RSS of a fresh process holding every model, as the core does (appliance.simulate.memory)."""
+    command = [sys.executable, "-m", "appliance.simulate.memory", *(["--config", str(config_path)] if config_path else [])]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as err:
+        return {"error": f"memory measurement failed: {type(err).__name__}"}
+
+
 def _qualify_local_llm(config: Config, catalog: ModelCatalog) -> dict[str, Any]:
     """The configured local model on the whole evaluation set (no early stop: the
     full score is the figure), with the time limits it would have on calls."""
@@ -225,6 +243,8 @@ def _print_table(f: dict[str, Any]) -> None:
     rows = [
         ("turn latency p50", ms(f["turn_latency_ms"]["p50"])),
         ("turn latency p95", ms(f["turn_latency_ms"]["p95"])),
+        ("first sound p50 (\"D'accord…\" or reply)", ms(f["first_sound_ms"]["p50"])),
+        ("first sound p95", ms(f["first_sound_ms"]["p95"])),
         ("ASR real-time factor p50", ratio(f["asr_rtf"]["p50"])),
         ("ASR real-time factor p95", ratio(f["asr_rtf"]["p95"])),
         ("TTS first audio p50", ms(f["tts_first_audio_ms"]["p50"])),
@@ -233,7 +253,12 @@ def _print_table(f: dict[str, Any]) -> None:
     for kind in ("uncached", "cached"):
         rows += [(f"TTS first audio {kind} p{p}", ms(f["tts_first_audio_prompts_ms"][kind][f"p{p}"])) for p in (50, 95)]
     rows += [(f"load {name}", f"{seconds:8.2f} s") for name, seconds in f["model_load_s"].items()]
-    rows.append(("peak RSS", f"{f['peak_rss_mb']:8.0f} MB"))
+    memory = f["box_memory"]
+    if "peak_rss_mb" in memory:
+        rows.append(("peak RSS, every model loaded", f"{memory['peak_rss_mb']:8.0f} MB ({', '.join(memory['models'])})"))
+    else:
+        rows.append(("peak RSS, every model loaded", memory.get("error", "not measured")[:60]))
+    rows.append(("peak RSS of this bench process", f"{f['peak_rss_mb']:8.0f} MB"))
     llm = f["llm_qualification"]
     for task, label in (("intent", "intents"), ("summary", "summaries")):
         if task in llm:

@@ -4,6 +4,10 @@ Per turn: listen (VAD, end-pointer, ASR, or injected text) → the secretary
 decides (emergency first) → perform its action (a booking: agenda + outbox in one
 transaction) → speak (TTS sentence by sentence). Every step is a ``CallEvent``.
 
+On a call offering several languages (``languages``), an early turn heard in
+another offered language moves the secretary's words to it, then, once the
+emergency check and any emergency action are done, the recognizer and the voice.
+
 Latency of a turn = the trailing silence the end-pointer waited for (audio time)
 + the wall time from that decision to the first reply sample handed to the line.
 On a real line both clocks run together; on a fast simulated line audio time runs
@@ -16,10 +20,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from appliance.agenda.slots import Slot
 from appliance.clock import Clock
+from appliance.dialogue.conversation import has_templates
+from appliance.dialogue.foreign_words import words_lean_towards
 from appliance.dialogue.reply import Book, Cancel, Emergency, LeaveMessage, Move, Patient, Reply
 from appliance.dialogue.secretary import Secretary
 from appliance.errors import ApplianceError, SlotTaken, SpeechError
@@ -36,9 +42,11 @@ from appliance.events import (
     CallerSpeechEnded,
     CallerSpeechStarted,
     CallEvent,
+    CallerBargedIn,
     CallFailed,
     DtmfReceived,
     EmergencyDetected,
+    LanguageChanged,
     MessageLeft,
     TranscriptReady,
     TurnTimed,
@@ -48,6 +56,22 @@ from appliance.line.base import Call
 from appliance.turns import Heard, HungUp, Listener, Pressed, Silent, Speaker, Turn
 
 _LOGGER = logging.getLogger(__name__)
+_SWITCH_TURNS: Final = 2
+"""The caller's language is followed only in their first utterances: a French
+caller's later "OK, thank you" must not turn the call into English."""
+
+
+class LanguageSwitch(Protocol):
+    """One call's languages (``appliance.speech.language`` builds it): switching
+    moves the recognizer and the voice to another offered language."""
+
+    @property
+    def offered(self) -> tuple[str, ...]: ...
+
+    @property
+    def current(self) -> str: ...
+
+    def switch(self, language: str) -> None: ...
 
 
 class Booker(Protocol):
@@ -105,6 +129,7 @@ class CallSession:
         line_name: str,
         max_call_s: float = 600.0,
         on_event: Callable[[CallEvent], None] = lambda e: None,
+        languages: LanguageSwitch | None = None,
     ) -> None:
         self.call = call
         self.secretary = secretary
@@ -116,6 +141,9 @@ class CallSession:
         self.line_name = line_name
         self.max_call_s = max_call_s
         self._on_event = on_event
+        self.languages = languages
+        """None: the call stays in the practice's language whatever the caller speaks."""
+        self._utterances = 0
         self._t0 = clock.monotonic()
         self.result = CallResult(call.call_id, "abandoned", None, None)
 
@@ -171,12 +199,44 @@ class CallSession:
                 return "caller"
             self._record_turn(turn)
             started = self.clock.monotonic()
+            language = self._language_to_follow(turn)
+            if language is not None and language != self.secretary.spoken:
+                # Its words only, a change of templates: the emergency check, in every
+                # language, is still the first thing ``respond`` does.
+                self.emit(LanguageChanged(self.at_ms(), language, self.secretary.spoken))
+                self.secretary.switch_language(language)
             reply = await asyncio.to_thread(self.secretary.respond, turn)
             reply = await self._perform(reply)
+            if language is not None:
+                await self._switch_speech(language)  # recognizer and voice, before the reply is spoken
             dialogue_ms = round((self.clock.monotonic() - started) * 1000)
             await self._speak(reply, heard_at=turn, dialogue_ms=dialogue_ms)
             if reply.end_call:
                 return "assistant"
+
+    def _language_to_follow(self, turn: Turn) -> str | None:
+        """The language the call should go on in, when this turn calls for a switch:
+        an early utterance, in another offered language, whose words agree."""
+        if self.languages is None or not isinstance(turn, Heard) or not turn.text.strip():
+            return None
+        self._utterances += 1
+        language, current = turn.language, self.languages.current
+        if language is None or language == current or self._utterances > _SWITCH_TURNS:
+            return None
+        if language not in self.languages.offered or not has_templates(language):
+            return None  # a language the practice does not offer: the call stays in its own
+        if not words_lean_towards(turn.text, language, rather_than=current):
+            return None  # "Hello, je voudrais un rendez-vous" is a French call
+        return language
+
+    async def _switch_speech(self, language: str) -> None:
+        assert self.languages is not None
+        try:
+            # May load a voice: a thread, never the loop that drains the line.
+            await asyncio.to_thread(self.languages.switch, language)
+        except Exception as err:  # noqa: BLE001 - the caller still hears the words, in the old voice
+            _LOGGER.warning("call %s: the switch to %s failed: %s", self.call.call_id, language, type(err).__name__)
+            self.emit(CallFailed(self.at_ms(), "language-switch-failed", f"{language}: {type(err).__name__}"))
 
     def transcript(self) -> str:
         """The conversation so far, as the staff read it in a message."""
@@ -310,6 +370,12 @@ class CallSession:
                 )
             )
 
-        spoken_ms = await self.speaker.say(reply.text, first_audio)
+        # Never cut: the greeting (it says the caller talks to an automated assistant),
+        # what to do in an emergency, and a last reply (the call ends after it: words
+        # that interrupted it would be heard by nobody).
+        interruptible = heard_at is not None and not isinstance(reply.action, Emergency) and not reply.end_call
+        spoken_ms = await self.speaker.say(reply.text, first_audio, interruptible=interruptible)
         self.result.turns.append(TurnRecord("assistant", reply.text, ask=reply.ask, latency_ms=latency.get("ms")))
         self.emit(AudioOutEnded(self.at_ms(), spoken_ms))
+        if (barged := getattr(self.speaker, "barged_in", None)) is not None:
+            self.emit(CallerBargedIn(self.at_ms(), barged.by, max(0, barged.heard_ms - barged.onset_ms)))

@@ -85,6 +85,27 @@ class AudioOutEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerBargedIn:
+    """The caller talked over the box (or pressed a key) and its reply was stopped."""
+
+    kind: ClassVar[str] = "barge_in"
+    at_ms: int
+    by: str  # "speech" or "key"
+    reaction_ms: int
+    """From the caller's onset to the decision to stop, in audio time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """The box said its "D'accord…" because the reply was slow to come (``appliance.acknowledgement``)."""
+
+    kind: ClassVar[str] = "acknowledged"
+    at_ms: int
+    latency_ms: int
+    """End of the caller's speech to the acknowledgement's first sample."""
+
+
+@dataclass(frozen=True, slots=True)
 class TurnTimed:
     kind: ClassVar[str] = "turn_timing"
     at_ms: int
@@ -141,6 +162,16 @@ class EmergencyDetected:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageChanged:
+    """The caller speaks another offered language: recognition, voice and words follow it."""
+
+    kind: ClassVar[str] = "language"
+    at_ms: int
+    language: str  # "de", "en"... what the call is in from now on
+    previous: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     kind: ClassVar[str] = "hangup"
     at_ms: int
@@ -167,12 +198,15 @@ CallEvent = (
     | AssistantReplied
     | AudioOutStarted
     | AudioOutEnded
+    | Acknowledged
+    | CallerBargedIn
     | TurnTimed
     | AppointmentBooked
     | AppointmentCancelled
     | AppointmentMoved
     | MessageLeft
     | EmergencyDetected
+    | LanguageChanged
     | CallEnded
     | CallFailed
 )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -22,13 +22,15 @@ from appliance.audio.endpoint import (
     EndpointSettings,
     Endpointer,
     NoInput,
+    Paused,
     SpeechStarted,
     TurnEnded,
 )
 from appliance.audio.resample import StreamResampler
 from appliance.audio.vad import VoiceActivity
+from appliance.bargein import BargeIn, BargeInWatch
 from appliance.clock import Clock
-from appliance.line.base import Call, Dtmf
+from appliance.line.base import Call, Dtmf, Inbound
 from appliance.line.sim.line import KeptSilent, Said, SimCall
 from appliance.speech.asr import Recognizer
 from appliance.speech.tts import Synthesizer, split_for_speech, to_line_frames
@@ -36,6 +38,11 @@ from appliance.speech.tts import Synthesizer, split_for_speech, to_line_frames
 _LOGGER = logging.getLogger(__name__)
 _PRE_ROLL_S: Final = 0.3  # audio kept before the VAD's speech start: onsets are soft
 _POST_ROLL_S: Final = 0.15
+# Recognition starts this far into a pause, on what was said so far, while the
+# end-pointer waits out the rest of the silence (0.4-1.2 s): most turns are over
+# by then and their transcript is ready sooner. Past the post-roll, so the
+# early audio is the same as the final one would be.
+_EARLY_ASR_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,9 @@ class Heard:
     """Monotonic time of the end-of-turn decision (``Clock.monotonic``)."""
     speech_started_at: float | None = None
     """Monotonic time the VAD first heard this turn's speech (audio mode only)."""
+    language: str | None = None
+    """The caller's language, when the recognizer settled it on this turn (only on calls
+    offering several languages; ``appliance.speech.language``). None: nothing new."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +109,12 @@ class Listener(Protocol):
 
 
 class Speaker(Protocol):
-    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
-        """Speak ``text``; call ``on_first_audio`` as the first sample goes out; return ms spoken."""
+    async def say(self, text: str, on_first_audio: Callable[[], None], *, interruptible: bool = True) -> int:
+        """Speak ``text``; call ``on_first_audio`` as the first sample goes out; return ms spoken.
+
+        ``interruptible=False``: the caller cannot cut it (the automated-assistant
+        disclosure, an emergency instruction); it is said to the end.
+        """
 
 
 class AudioListener:
@@ -115,43 +129,73 @@ class AudioListener:
         settings: EndpointSettings,
         *,
         vocabulary: Callable[[str | None], tuple[str, ...]] = lambda ask: (),
+        inbound: AsyncIterator[Inbound] | None = None,
     ) -> None:
-        self._inbound: AsyncIterator = call.inbound()
+        """``inbound``: the call's incoming side when the speaker reads it too (barge-in,
+        ``appliance.bargein.SharedInbound``); by default the listener reads the call alone."""
+        self._inbound: AsyncIterator = inbound if inbound is not None else call.inbound()
         self._vad = vad
         self._recognizer = recognizer
         self._clock = clock
-        self._endpointer = Endpointer(settings)
+        self._endpointer = Endpointer(settings, pause_s=_EARLY_ASR_S)
         self._vocabulary = vocabulary
         self._hotwords: tuple[str, ...] = ()
+        self._on_turn_end: Callable[[float], None] = lambda speech_ended_at: None
+
+    def when_turn_ends(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(speech_ended_at)`` (monotonic) as each spoken turn is decided,
+        before its recognition is awaited (``appliance.acknowledgement``)."""
+        self._on_turn_end = callback
 
     async def listen(self, ask: str | None) -> Turn:
         self._endpointer.reset()
         self._endpointer.expect(expectation_for(ask))
         self._vad.reset()
         self._hotwords = self._vocabulary(ask)
-        upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ)
+        # In float: an int16 stream is dithered by soxr, so the same call would be
+        # heard slightly differently each time (and Whisper flips on marginal words).
+        upsample = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ, dtype=np.float32)
         # Everything since listening began, 16 kHz, joined only once a turn ends:
         # concatenating on every 20 ms frame would copy the whole turn each time.
         heard: list[np.ndarray] = []
         window_s = self._vad.window_s
         speech_started_at: float | None = None
-        async for item in self._inbound:
-            if isinstance(item, Dtmf):
-                return await self._collect_keys(item.digit)
-            chunk = int16_to_float32(upsample.process(item))
-            heard.append(chunk)
-            for is_speech in self._vad.accept(chunk):
-                match self._endpointer.push(is_speech, window_s):
-                    case SpeechStarted():
-                        speech_started_at = self._clock.monotonic()
-                    case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
-                        decided_at = self._clock.monotonic()
-                        audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
-                        heard_turn = await self._transcribe(audio, start, end, decided - end, decided_at)
-                        return replace(heard_turn, speech_started_at=speech_started_at)
-                    case NoInput(after_s=after):
-                        return Silent(after, self._clock.monotonic())
-        return HungUp()
+        early: _EarlyRecognition | None = None
+        try:
+            async for item in self._inbound:
+                if isinstance(item, Dtmf):
+                    return await self._collect_keys(item.digit)
+                chunk = upsample.process(int16_to_float32(item))
+                heard.append(chunk)
+                for is_speech in self._vad.accept(chunk):
+                    match self._endpointer.push(is_speech, window_s):
+                        case SpeechStarted():
+                            speech_started_at = self._clock.monotonic()
+                        case Paused(speech_start_s=start, speech_end_s=end):
+                            # The caller went on after an earlier pause: that recognition is
+                            # stale. While it still decodes, a new one would only queue
+                            # behind it on the same model, so this pause goes without.
+                            if early is not None and early.running():
+                                continue
+                            audio = np.concatenate(heard)
+                            early = _EarlyRecognition(start, end, self._transcribe(audio, start, end, 0.0, 0.0))
+                        case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
+                            decided_at = self._clock.monotonic()
+                            self._on_turn_end(decided_at - max(0.0, decided - end))
+                            if early is not None and early.covers(start, end):
+                                heard_turn = await early.result()
+                                early = None
+                            else:
+                                audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
+                                heard_turn = await self._transcribe(audio, start, end, 0.0, 0.0)
+                            return replace(heard_turn, endpoint_s=max(0.0, decided - end), decided_at=decided_at,
+                                           speech_started_at=speech_started_at)
+                        case NoInput(after_s=after):
+                            return Silent(after, self._clock.monotonic())
+            return HungUp()
+        finally:
+            if early is not None:
+                early.forget()
 
     async def _collect_keys(self, first: str) -> Pressed:
         """A caller keying a date or a number presses several keys: gather them."""
@@ -182,17 +226,55 @@ class AudioListener:
             endpoint_s=max(0.0, endpoint_s),
             asr_ms=round(transcript.decode_s * 1000),
             decided_at=decided_at,
+            language=transcript.detected_language,
         )
 
 
-class AudioSpeaker:
-    """Reply text → sentences → TTS (one sentence ahead) → 8 kHz frames → line."""
+class _EarlyRecognition:
+    """Recognition started at a pause, before the end-pointer decided the turn.
 
-    def __init__(self, call: Call, synthesizer: Synthesizer) -> None:
+    Its transcript is the turn's only if the turn ends on that same speech; if the
+    caller spoke again it is forgotten (the decoding thread runs to its end, the
+    result is dropped and any error with it).
+    """
+
+    def __init__(self, start_s: float, end_s: float, decoding: Coroutine[Any, Any, Heard]) -> None:
+        self._span = (start_s, end_s)
+        self._task = asyncio.ensure_future(decoding)
+
+    def covers(self, start_s: float, end_s: float) -> bool:
+        return self._span == (start_s, end_s)
+
+    def running(self) -> bool:
+        return not self._task.done()
+
+    async def result(self) -> Heard:
+        return await self._task
+
+    def forget(self) -> None:
+        self._task.cancel()
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+
+class AudioSpeaker:
+    """Reply text → sentences → TTS (one sentence ahead) → 8 kHz frames → line.
+
+    With a ``BargeInWatch`` (sharing its ``SharedInbound`` with the listener) the
+    caller can interrupt what is ``interruptible``: the playback stops and what
+    the caller said or pressed starts the next turn (``appliance.bargein``).
+    Without one, or for what must be said whole, the box talks to the end and
+    what came in meanwhile is dropped.
+    """
+
+    def __init__(self, call: Call, synthesizer: Synthesizer, *, barge_in: BargeInWatch | None = None) -> None:
         self._call = call
         self._synth = synthesizer
+        self._barge_in = barge_in
+        self.barged_in: BargeIn | None = None
+        """How the caller interrupted the last ``say``; None when it was said to the end."""
 
-    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
+    async def say(self, text: str, on_first_audio: Callable[[], None], *, interruptible: bool = True) -> int:
+        self.barged_in = None
         sentences = split_for_speech(text)
         if not sentences:
             return 0
@@ -216,9 +298,14 @@ class AudioSpeaker:
                 if not next_pcm.done():
                     next_pcm.cancel()
 
-        sent = await self._call.play(frames())
-        self._call.discard_received()  # what came in while the box spoke is not the next turn
-        return sent * FRAME_MS
+        watch = self._barge_in
+        if watch is None or not watch.settings.enabled:
+            sent = await self._call.play(frames())
+            self._call.discard_received()  # what came in while the box spoke is not the next turn
+            return sent * FRAME_MS
+        playback = await watch.play(self._call, frames(), interruptible=interruptible)
+        self.barged_in = playback.barge_in
+        return playback.spoken_ms
 
 
 class TextListener:
@@ -232,8 +319,9 @@ class TextListener:
         item = await self._call.scripted()
         now = self._clock.monotonic()
         match item:
-            case Said(text=text, audio_s=audio_s, asr_ms=asr_ms, heard_at=heard_at):
-                return Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, decided_at=now if heard_at is None else heard_at)
+            case Said(text=text, audio_s=audio_s, asr_ms=asr_ms, heard_at=heard_at, language=language):
+                return Heard(text=text, audio_s=audio_s, asr_ms=asr_ms, decided_at=now if heard_at is None else heard_at,
+                             language=language)
             case KeptSilent(seconds=seconds):
                 return Silent(seconds, now)
             case Dtmf(digit=digit):
@@ -246,6 +334,6 @@ class TextListener:
 class TextSpeaker:
     """simulate --text: the reply is handed over as text, no audio."""
 
-    async def say(self, text: str, on_first_audio: Callable[[], None]) -> int:
+    async def say(self, text: str, on_first_audio: Callable[[], None], *, interruptible: bool = True) -> int:
         on_first_audio()
         return 0

@@ -139,6 +139,9 @@ def test_reload_applies_to_the_next_calls_and_names_what_needs_a_restart(short_d
         refused = await ask(sock, {"cmd": "reload"})
         assert refused["ok"] is False and "configuration refusée" in refused["error"]
         assert box.config.answering.during_hours == "never", "a refused file changes nothing"
+        config_file.write_text('[speech]\nlanguages = ["fr", "en"]\n')
+        answer = await ask(sock, {"cmd": "reload"})
+        assert "speech.languages" in answer["restart"], "each language's voice is loaded at start"
 
     run_core(short_dir, config_file, talk)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.audio import FRAME_SAMPLES
+from appliance.audio import FRAME_SAMPLES, LINE_RATE_HZ, MODEL_RATE_HZ
 from appliance.audio.framing import float32_to_int16, from_frames, int16_to_float32, to_frames
 from appliance.audio.resample import StreamResampler, resample
 
@@ -104,3 +104,16 @@ def test_float_int16_conversion_is_exact_one_way_and_clips_the_other() -> None:
     assert float32_to_int16(np.array([1.5, -1.5, 1.0, -1.0], dtype=np.float32)).tolist() == [
         32767, -32768, 32767, -32768,
     ]
+
+
+def test_a_float_stream_gives_the_same_samples_for_the_same_call() -> None:
+    # The call path upsamples the line in float: an int16 stream is dithered, and
+    # the same audio would reach the recognizer slightly different each time.
+    line = (np.random.default_rng(1).standard_normal(LINE_RATE_HZ) * 3000).astype(np.int16)
+
+    def heard() -> bytes:
+        stream = StreamResampler(LINE_RATE_HZ, MODEL_RATE_HZ, dtype=np.float32)
+        chunks = [stream.process(int16_to_float32(line[i : i + 160])) for i in range(0, line.size, 160)]
+        return np.concatenate(chunks).tobytes()
+
+    assert len({heard() for _ in range(5)}) == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 from appliance.call import CallResult
 from appliance.dialogue.normalize import fold
-from appliance.events import TurnTimed, event_to_dict
+from appliance.events import Acknowledged, TurnTimed, event_to_dict
 from appliance.simulate.emergency_rule import EmergencyInstruction, emergency_failures
 from appliance.simulate.scenario import Expect, Scenario
 
@@ -56,6 +56,7 @@ def build_report(
             "latency_ms": latencies,
             "latency_p50_ms": _percentile(latencies, 50),
             "latency_p95_ms": _percentile(latencies, 95),
+            "first_sound_ms": first_sounds(result.events),
             "asr_ms": [t.asr_ms for t in timings],
             "tts_first_ms": [t.tts_first_ms for t in timings],
             "call_ms": result.events[-1].at_ms if result.events else 0,
@@ -69,6 +70,20 @@ def build_report(
         failures += emergency_failures(events, cue_transcript=cue_transcript, is_instruction=emergency_instruction)
     report["expect"] = {"passed": not failures, "failures": failures}
     return report
+
+
+def first_sounds(events: Sequence[Any]) -> list[int]:
+    """Per answered turn, end of the caller's speech to the first thing they hear:
+    the acknowledgement when the reply was slow, else the reply itself."""
+    sounds: list[int] = []
+    acknowledged: int | None = None
+    for event in events:
+        if isinstance(event, Acknowledged):
+            acknowledged = event.latency_ms
+        elif isinstance(event, TurnTimed):
+            sounds.append(event.latency_ms if acknowledged is None else min(acknowledged, event.latency_ms))
+            acknowledged = None
+    return sounds
 
 
 def caller_turn_count(events: Sequence[dict[str, Any]], *, until: str | None = None) -> int | None:
