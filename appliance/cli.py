@@ -158,7 +158,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case "bench":
             from appliance.bench import run_bench
 
-            return run_bench(config, args.scenarios, args.json)
+            return run_bench(config, args.scenarios, args.json, config_path=args.config)
     return 2
 
 
