@@ -24,7 +24,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from appliance.audio import MODEL_RATE_HZ
 from appliance.clock import Clock, SystemClock
+from appliance.speech.threads import default_threads
 from appliance.errors import ConfigError, ModelError, SpeechError
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class WhisperSettings:
     compute_type: str = "int8"
     """int8 is faster and no less accurate than float32 for this model (models.md §2)."""
     beam_size: int = 5
-    cpu_threads: int = 2
+    cpu_threads: int = field(default_factory=default_threads)  # the cores this process may use, up to 4
     max_new_tokens: int = 96
     """Caps a runaway loop; a 20 s turn is rarely over 80 tokens."""
     no_repeat_ngram_size: int = 3

@@ -22,7 +22,7 @@ import logging
 import re
 import subprocess
 import wave
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
@@ -32,6 +32,7 @@ import numpy as np
 from appliance.audio import LINE_RATE_HZ
 from appliance.audio.framing import float32_to_int16, int16_to_float32, to_frames
 from appliance.audio.resample import resample
+from appliance.speech.threads import default_threads
 from appliance.errors import ConfigError, ModelError, SpeechError
 
 _LOGGER = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ class KokoroSettings:
     voice: str = "jm_kumo"
     """One of the voices in voices_ja.npz. jm_kumo is the one Whisper still understands on a noisy line."""
     speed: float = 1.0
-    threads: int = 2
+    threads: int = field(default_factory=default_threads)  # the cores this process may use, up to 4
     language: str = "fr"
     """What the text is in: picks espeak-ng's phonemiser (``KOKORO_ESPEAK_VOICES``)."""
 

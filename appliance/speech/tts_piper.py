@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from appliance.speech.threads import default_threads
 from appliance.errors import ConfigError, ModelError, SpeechError
 from appliance.speech.tts import _CLAUSE_MARKS, _trim_silence, phonemize, plain_speakable
 
@@ -49,7 +50,7 @@ class PiperSettings:
     """The .onnx file in the model directory; its config is the same name plus .json."""
     speed: float = 1.0
     """Above 1 speaks faster (Piper's length scale is its inverse)."""
-    threads: int = 2
+    threads: int = field(default_factory=default_threads)  # the cores this process may use, up to 4
 
     def __post_init__(self) -> None:
         if not self.model.endswith(".onnx") or "/" in self.model:
