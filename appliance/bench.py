@@ -26,7 +26,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from appliance.agenda.practice import resolve_practice
+from appliance.audio import LINE_RATE_HZ
+from appliance.audio.framing import float32_to_int16
+from appliance.audio.resample import resample
+from appliance.audio.vad import SileroVad
+from appliance.bargein import BargeInSettings, EchoCase, reaction_figures
 from appliance.app import Appliance
 from appliance.config import Config
 from appliance.errors import ApplianceError
@@ -40,7 +47,7 @@ from appliance.simulate.runner import simulate
 from appliance.simulate.scenario import load_scenario
 from appliance.speech.loading import SpeechModels, load_speech
 from appliance.speech.prompt_cache import CachedSynthesizer, PromptCache, prompt_texts
-from appliance.speech.tts import Synthesizer, split_for_speech
+from appliance.speech.tts import EspeakSynthesizer, Synthesizer, split_for_speech
 from appliance.simulate.speech_accuracy import evaluate as evaluate_speech
 from appliance.simulate.speech_accuracy import summary_rows as speech_rows
 from appliance.turns import AudioSpeaker
@@ -95,6 +102,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path, *, config_path:
         })
 
     prompt_tts = _prompt_first_audio(config, speech)
+    barge_in = _barge_in(speech)
     accuracy = _speech_accuracy(config, speech)
     llm = _qualify_local_llm(config, catalog)
 
@@ -109,6 +117,7 @@ def run_bench(config: Config, paths: list[Path], json_out: Path, *, config_path:
         "asr_rtf": {"p50": percentile(asr_rtf, 50), "p95": percentile(asr_rtf, 95), "n": len(asr_rtf)},
         "tts_first_audio_ms": {"p50": percentile(tts_first, 50), "p95": percentile(tts_first, 95), "n": len(tts_first)},
         "tts_first_audio_prompts_ms": prompt_tts,
+        "barge_in": barge_in,
         "model_load_s": {**speech.load_s, "total": load_total, **({"llm": llm["load_s"]} if "load_s" in llm else {})},
         "llm_qualification": llm,
         "speech_accuracy": accuracy,
@@ -200,6 +209,26 @@ def _print_secretary(text_runs: list[ScenarioRun], audio_runs: list[ScenarioRun]
         print(f"  {line}")
 
 
+def _barge_in(speech: SpeechModels) -> dict[str, Any]:
+    """Barge-in on a full-duplex line, in audio time: the box's reply and its echo
+    (delays 0-300 ms, 12-30 dB down), a caller 0-12 dB louder than the echo talking
+    over it, and the same echo alone, which must never stop the box."""
+    def line_voice(text: str, rate_wpm: int) -> np.ndarray:
+        espeak = EspeakSynthesizer(voice="fr-fr", rate_wpm=rate_wpm)
+        return float32_to_int16(resample(espeak.synthesize(text), espeak.sample_rate, LINE_RATE_HZ))
+
+    box = line_voice("Le docteur Martin peut vous recevoir mardi à neuf heures, mercredi à dix heures "
+                     "trente, ou jeudi à quatorze heures. Lequel vous convient le mieux ?", 150)
+    caller = line_voice("Oui bonjour, mardi matin ce serait parfait.", 170)
+    echo_alone = [EchoCase(delay, loss) for delay in (0, 60, 150, 300) for loss in (6, 12, 20, 30)]
+    callers = [EchoCase(delay, loss, level, at) for delay in (0, 60, 150, 300) for loss in (12, 20, 30)
+               for level in (-18, -24) for at in (0.6, 2.5)]
+    vad = SileroVad(speech.vad_dir, threshold=BargeInSettings().vad_threshold)
+    figures = reaction_figures(box, caller, echo_alone + callers, vad)
+    return {"p50_ms": figures.p50_ms, "max_ms": figures.max_ms, "callers": len(figures.reactions_ms),
+            "missed": figures.missed, "false_stops": figures.false_stops, "echo_alone": figures.echo_cases}
+
+
 def _box_memory(config_path: Path | None) -> dict[str, Any]:
     """Peak RSS of a fresh process holding every model, as the core does (appliance.simulate.memory)."""
     command = [sys.executable, "-m", "appliance.simulate.memory", *(["--config", str(config_path)] if config_path else [])]
@@ -252,6 +281,9 @@ def _print_table(f: dict[str, Any]) -> None:
     ]
     for kind in ("uncached", "cached"):
         rows += [(f"TTS first audio {kind} p{p}", ms(f["tts_first_audio_prompts_ms"][kind][f"p{p}"])) for p in (50, 95)]
+    b = f["barge_in"]
+    rows.append(("barge-in reaction p50 / max", f"{ms(b['p50_ms'])} / {b['max_ms']} ms over {b['callers']} callers"))
+    rows.append(("barge-in false stops, missed", f"{b['false_stops']}/{b['echo_alone']} echo-alone lines, {b['missed']} missed"))
     rows += [(f"load {name}", f"{seconds:8.2f} s") for name, seconds in f["model_load_s"].items()]
     memory = f["box_memory"]
     if "peak_rss_mb" in memory:
