@@ -24,9 +24,11 @@ from appliance.audio.endpoint import (
 from appliance.errors import ConfigError
 
 
-def run(pattern: str, *, mode: str = "normal", frame_s: float = 0.02) -> list[tuple[int, EndpointEvent]]:
+def run(
+    pattern: str, *, mode: str = "normal", frame_s: float = 0.02, pause_s: float | None = None
+) -> list[tuple[int, EndpointEvent]]:
     """Push the pattern; return (frame index, event) for every decision."""
-    endpointer = Endpointer(EndpointSettings())
+    endpointer = Endpointer(EndpointSettings(), pause_s=pause_s)
     endpointer.expect(mode)  # type: ignore[arg-type]
     events = []
     for index, char in enumerate(pattern):
@@ -197,12 +199,6 @@ def test_settings_are_validated(overrides: dict[str, float]) -> None:
         EndpointSettings(**overrides)
 
 
-def run_with_pauses(pattern: str, *, mode: str = "normal", pause_s: float = 0.2) -> list[tuple[int, EndpointEvent]]:
-    endpointer = Endpointer(EndpointSettings(), pause_s=pause_s)
-    endpointer.expect(mode)  # type: ignore[arg-type]
-    return [(i, e) for i, c in enumerate(pattern) if (e := endpointer.push(c == "S", 0.02)) is not None]
-
-
 PAUSE_CASES = [
     pytest.param(
         "S" * 20 + "_" * 40,
@@ -250,14 +246,14 @@ PAUSE_CASES = [
 
 @pytest.mark.parametrize(("pattern", "mode", "expected"), PAUSE_CASES)
 def test_pauses_inside_a_turn_are_reported_when_asked(pattern: str, mode: str, expected) -> None:
-    assert run_with_pauses(pattern, mode=mode) == expected
+    assert run(pattern, mode=mode, pause_s=0.2) == expected
 
 
 def test_a_pause_as_long_as_the_turn_silence_is_only_the_end() -> None:
-    events = run_with_pauses("S" * 20 + "_" * 40, mode="short", pause_s=0.4)
+    events = run("S" * 20 + "_" * 40, mode="short", pause_s=0.4)
     assert [type(e) for _, e in events] == [SpeechStarted, TurnEnded]
 
 
 @pytest.mark.parametrize(("pattern", "mode", "expected"), CASES)
 def test_without_pause_reports_the_decisions_are_unchanged(pattern: str, mode: str, expected) -> None:
-    assert [(i, e) for i, e in run_with_pauses(pattern, mode=mode, pause_s=10.0)] == expected
+    assert run(pattern, mode=mode, pause_s=10.0) == expected

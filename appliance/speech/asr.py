@@ -170,7 +170,7 @@ class WhisperRecognizer:
     def detect_language(self, pcm16k: np.ndarray) -> dict[str, float]:
         """Whisper's language probabilities for the utterance: one more encoder pass
         (the 30 s window, whatever the utterance's length) and one decoder step."""
-        audio = _checked_audio(pcm16k)
+        audio = checked_audio(pcm16k)
         if audio.size == 0:
             return {}
         try:
@@ -185,7 +185,7 @@ class WhisperRecognizer:
     def transcribe(
         self, pcm16k: np.ndarray, *, hotwords: Sequence[str] = (), language: str | None = None
     ) -> Transcript:
-        audio = _checked_audio(pcm16k)
+        audio = checked_audio(pcm16k)
         language = language or self._settings.language
         audio_s = audio.size / MODEL_RATE_HZ
         if audio.size == 0:
@@ -262,7 +262,8 @@ class _EncoderMemo:
         return output
 
 
-def _checked_audio(pcm16k: np.ndarray) -> np.ndarray:
+def checked_audio(pcm16k: np.ndarray) -> np.ndarray:
+    """What every recognizer takes: 1-D float at 16 kHz, at most one 30 s window."""
     if pcm16k.ndim != 1 or not np.issubdtype(pcm16k.dtype, np.floating):
         raise TypeError(f"transcribe expects 1-D float audio at 16 kHz, got {pcm16k.dtype} {pcm16k.shape}")
     audio = pcm16k.astype(np.float32, copy=False)

@@ -36,7 +36,7 @@ import numpy as np
 from appliance.audio import MODEL_RATE_HZ
 from appliance.clock import Clock, SystemClock
 from appliance.errors import ConfigError, ModelError, SpeechError
-from appliance.speech.asr import Transcript, collapse_repetitions
+from appliance.speech.asr import Transcript, checked_audio, collapse_repetitions
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ _FILES_BY_KIND: Final = {
 }
 _DECODING_METHODS: Final = ("greedy_search", "modified_beam_search")
 _MODELING_UNITS: Final = ("bpe", "cjkchar", "cjkchar+bpe")
-_MAX_AUDIO_S: Final = 30.0  # as for Whisper: the end-pointer cuts turns at 20 s
 _TAIL_PADDING_S: Final = 0.5  # a streaming model emits its last words only once more audio follows
 _PARAM_KEYS: Final = {
     "kind", "language", "threads", "decoding_method", "max_active_paths", "hotwords_score",
@@ -162,12 +161,8 @@ class SherpaRecognizer:
     def transcribe(
         self, pcm16k: np.ndarray, *, hotwords: Sequence[str] = (), language: str | None = None
     ) -> Transcript:
-        if pcm16k.ndim != 1 or not np.issubdtype(pcm16k.dtype, np.floating):
-            raise TypeError(f"transcribe expects 1-D float audio at 16 kHz, got {pcm16k.dtype} {pcm16k.shape}")
-        audio = pcm16k.astype(np.float32, copy=False)
+        audio = checked_audio(pcm16k)
         audio_s = audio.size / MODEL_RATE_HZ
-        if audio_s > _MAX_AUDIO_S:
-            raise SpeechError("asr-too-long", f"{audio_s:.1f} s of audio; the end-pointer cuts turns well before")
         language = language or self._settings.language
         if audio.size == 0:
             return Transcript(text="", language=language, audio_s=0.0, decode_s=0.0,
