@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the box's OS image: a Debian bookworm arm64 root file system, the
 # appliance in /opt/practice-box, a read-only root with a /data partition, and a
-# GPT disk image (boot, rootA, rootB, data) made by genimage.
+# GPT disk image made by genimage in the Raspberry Pi tryboot A/B layout
+# (autoboot, boot_a, boot_b, rootfs_a, rootfs_b, data) with the RAUC updater.
 #
 #   image/build.sh            everything (what `make image` runs)
 #   image/build.sh tools      only the host packages and binfmt
@@ -25,9 +26,18 @@ WITH_LLAMA=${IMAGE_WITH_LLAMA:-0}
 WITH_KERNEL=${IMAGE_WITH_KERNEL:-1}
 HOSTNAME_=${IMAGE_HOSTNAME:-secretariat}
 # Partition sizes; README.md, "Partition layout", says why each is what it is.
+AUTOBOOT_SIZE=${IMAGE_AUTOBOOT_SIZE:-16M}
 BOOT_SIZE=${IMAGE_BOOT_SIZE:-256M}
 ROOT_SIZE=${IMAGE_ROOT_SIZE:-2G}
 DATA_SIZE=${IMAGE_DATA_SIZE:-512M}
+# The CA whose signatures the box's RAUC accepts (/etc/rauc/keyring.pem). A release
+# build passes the release CA; otherwise the development CA `make bundle` signs
+# with, made on first use, so that the image and the bundles share one CA.
+BUNDLE_KEYRING=${BUNDLE_KEYRING:-}
+FIRMWARE_KEYS_DIR=${FIRMWARE_KEYS_DIR:-$HOME/.cache/appliance/firmware-keys}
+# The updater's own packages. Installed in the (uncached) rootfs stage, not in
+# PACKAGES: adding them there would rebuild the 40-minute base stage.
+UPDATER_PACKAGES=(rauc rauc-service)
 
 # Debian packages of the root file system. python3-systemd and python3-pyaudio
 # come from Debian rather than PyPI: both are C extensions with no aarch64
@@ -66,7 +76,7 @@ in_root() {
 stage_tools() {
   [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and mkfs need it)"
   local need=(debootstrap qemu-user-static binfmt-support systemd-container genimage
-              dosfstools mtools e2fsprogs fdisk)
+              dosfstools mtools e2fsprogs fdisk openssl)
   local missing=()
   for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -123,9 +133,9 @@ deb http://security.debian.org/debian-security $SUITE-security main non-free-fir
   # is the boot partition on the device); a bind of the directory onto itself.
   mkdir -p "$dir/boot/firmware"
   # Where raspi-firmware's kernel hook takes the root device for cmdline.txt:
-  # slot A; an update switches it (README.md, "A/B updates").
+  # slot A; stage_boot gives each boot partition its own root= (README.md, "A/B updates").
   mkdir -p "$dir/etc/default"
-  printf 'ROOTPART=PARTLABEL=rootA\nCONSOLES="serial0,115200 tty1"\n' >"$dir/etc/default/raspi-firmware"
+  printf 'ROOTPART=PARTLABEL=rootfs_a\nCONSOLES="serial0,115200 tty1"\n' >"$dir/etc/default/raspi-firmware"
   log "base system: apt-get install ${#PACKAGES[@]} packages (under emulation)"
   # The .debs are kept on the host: a rebuild of this stage downloads nothing.
   mkdir -p "$CACHE/apt-archives/partial"
@@ -185,6 +195,15 @@ stage_rootfs() {
     sh -c '/opt/practice-box/bin/pip install -q --disable-pip-version-check --no-index --no-deps /tmp/wheel/*.whl' \
     || die "installing the appliance into the image failed"
 
+  log "root file system: the updater (apt-get install ${UPDATER_PACKAGES[*]}, under emulation)"
+  mkdir -p "$CACHE/apt-archives/partial"
+  # The base's /etc/resolv.conf is systemd-resolved's stub, which nothing answers
+  # during the build: the host's copy stands in (the stub link is put back below).
+  in_root "$R" --resolv-conf=replace-host --bind="$CACHE/apt-archives:/var/cache/apt/archives" \
+    sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${UPDATER_PACKAGES[*]}" </dev/null \
+    >"$OUT/updater-apt.log" 2>&1 || die "apt-get install ${UPDATER_PACKAGES[*]} failed, see $OUT/updater-apt.log"
+  stage_updater "$R"
+
   log "root file system: models (verified on the host, copied: they are architecture-independent)"
   local models=(silero-vad whisper-base kokoro-82m)
   [ "$WITH_LLAMA" = 1 ] && models+=(gemma-3-270m)
@@ -208,7 +227,8 @@ stage_rootfs() {
   # made now, from the same sysusers.d file the device would use.
   in_root "$R" systemd-sysusers /usr/lib/sysusers.d/practice-box.conf
   in_root "$R" sh -c 'getent passwd practice-box >/dev/null' || die "the practice-box user was not created"
-  in_root "$R" systemctl enable practice-box-core.service practice-box-web.service avahi-daemon.service \
+  in_root "$R" systemctl enable practice-box-core.service practice-box-web.service \
+    practice-box-update-recover.service practice-box-update-check.service avahi-daemon.service \
     systemd-networkd.service systemd-resolved.service systemd-timesyncd.service 2>&1 | grep -v '^Created symlink' || true
   # ModemManager is not installed; masked as well, so a later install stays off the modem.
   in_root "$R" systemctl mask ModemManager.service 2>&1 | grep -v '^Created symlink' || true
@@ -221,27 +241,85 @@ stage_rootfs() {
   # The root is mounted read-only: raspi-firmware writes "rw" into cmdline.txt and
   # appends raspi-extra-cmdline after it; the kernel takes the last of the two.
   echo ro >"$R/etc/default/raspi-extra-cmdline"
+  # Slot A's root for raspi-firmware's kernel hook (the cached base may still say
+  # the old label); each boot partition gets its own cmdline.txt in stage_boot.
+  printf 'ROOTPART=PARTLABEL=rootfs_a\nCONSOLES="serial0,115200 tty1"\n' >"$R/etc/default/raspi-firmware"
   [ -f "$R/boot/firmware/cmdline.txt" ] && sed -i 's/ rw / ro /' "$R/boot/firmware/cmdline.txt"
-  # Mount points of /data and the paths bound from it.
-  mkdir -p "$R/data" "$R/var/lib/practice-box" "$R/var/log/journal"
+  # Mount points of /data, the paths bound from it and the autoboot partition.
+  mkdir -p "$R/data" "$R/var/lib/practice-box" "$R/var/log/journal" "$R/boot/autoboot"
   rm -f "$R/usr/sbin/policy-rc.d"
   rm -rf "$R/var/lib/apt/lists/"* "$R/var/cache/apt/"*.bin "$R"/tmp/* "$R/debootstrap"
 
   log "data partition contents"
   local D=$OUT/data uid gid
-  rm -rf "$D"; mkdir -p "$D/practice-box" "$D/journal" "$D/systemd"
+  rm -rf "$D"; mkdir -p "$D/practice-box/update" "$D/journal" "$D/systemd" "$D/rauc"
   uid=$(awk -F: '$1=="practice-box"{print $3}' "$R/etc/passwd")
   gid=$(awk -F: '$1=="practice-box"{print $4}' "$R/etc/passwd")
   chown "$uid:$gid" "$D/practice-box"; chmod 0750 "$D/practice-box"
+  # update/: root copies the store here before an install; practice-box-update-recover
+  # (User=practice-box) moves files in and out of it after a failed trial.
+  chown "$uid:$gid" "$D/practice-box/update"; chmod 0750 "$D/practice-box/update"
+  # RAUC's status file (system.conf statusfile=/data/rauc/status.raucs); RAUC runs as root.
+  chmod 0700 "$D/rauc"
   # journald's directory: group systemd-journal, setgid, as journald makes it.
   chown "0:$(awk -F: '$1=="systemd-journal"{print $3}' "$R/etc/group")" "$D/journal"; chmod 2755 "$D/journal"
   cp -a "$R/var/lib/systemd/." "$D/systemd/" 2>/dev/null || true
 }
 
+# RAUC and the box's side of it (firmware/README.md, "For the image").
+stage_updater() {
+  local R=$1 keyring=$BUNDLE_KEYRING
+  install -D -m 0644 "$REPO/firmware/rauc/system.conf" "$R/etc/rauc/system.conf"
+  if [ -z "$keyring" ]; then
+    # The same function `make bundle` uses: one development CA for both.
+    keyring=$("$HOST_PY" -c 'import sys; from pathlib import Path
+sys.path.insert(0, sys.argv[1]); from make_bundle import development_keys
+print(development_keys(Path(sys.argv[2])).keyring)' "$REPO/firmware" "$FIRMWARE_KEYS_DIR") \
+      || die "making the development signing CA in $FIRMWARE_KEYS_DIR failed"
+    log "updater: development CA $keyring (release builds pass BUNDLE_KEYRING)"
+  fi
+  [ -f "$keyring" ] || die "BUNDLE_KEYRING=$keyring: no such file"
+  openssl x509 -noout -in "$keyring" 2>/dev/null || die "$keyring is not a PEM certificate (BUNDLE_KEYRING)"
+  install -D -m 0644 "$keyring" "$R/etc/rauc/keyring.pem"
+  install -D -m 0755 "$REPO/firmware/rauc/bootloader-backend" "$R/usr/lib/practice-box/rauc-bootloader-backend"
+  # One copy of the units in the repository (firmware/systemd/), vendor units here.
+  install -m 0644 "$REPO/firmware/systemd/practice-box-update-check.service" \
+    "$REPO/firmware/systemd/practice-box-update-recover.service" "$R/usr/lib/systemd/system/"
+}
+
+# The three FAT partitions' contents. Boot B starts as a copy of boot A with its
+# own cmdline.txt: the bundle carries the root slot only, so both slots boot the
+# kernel the image was built with (README.md, "A/B updates").
+stage_boot() {
+  local R=$OUT/rootfs
+  log "boot partitions: autoboot, boot_a, boot_b"
+  rm -rf "$OUT/autoboot" "$OUT/boot-a" "$OUT/boot-b"
+  mkdir -p "$OUT/autoboot" "$OUT/boot-a" "$OUT/boot-b"
+  # autoboot.txt as appliance.system.update writes it, slot A committed, no trial:
+  # the partition numbers come from the code that reads them back on the box.
+  "$HOST_PY" -c 'import sys; from appliance.system.update import Autoboot, SLOT_PARTITIONS as P
+sys.stdout.write(Autoboot(committed=P["A"], tryboot=P["A"]).render())' >"$OUT/autoboot/autoboot.txt" \
+    || die "writing autoboot.txt failed (is the appliance installed in $HOST_PY?)"
+  local slot dir label
+  for slot in A B; do
+    dir=$OUT/boot-${slot,,}; label=rootfs_${slot,,}
+    [ -d "$R/boot/firmware" ] && cp -a --no-preserve=ownership "$R/boot/firmware/." "$dir/"
+    if [ -f "$dir/cmdline.txt" ]; then
+      # One line: this slot's root, and rauc.slot= so RAUC knows which slot runs.
+      sed -i -e "s/\(^\| \)root=[^ ]*/\1root=PARTLABEL=$label/" -e 's/ *rauc\.slot=[^ ]*//g' \
+             -e "s/ *\$/ rauc.slot=$slot/" "$dir/cmdline.txt"
+      grep -q "root=PARTLABEL=$label .*rauc.slot=$slot\$" "$dir/cmdline.txt" \
+        || die "cmdline.txt of slot $slot came out wrong: $(cat "$dir/cmdline.txt")"
+    fi
+  done
+}
+
 stage_disk() {
   local R=$OUT/rootfs cfg=$OUT/genimage.cfg
   log "disk image (genimage)"
-  sed -e "s|@BOOT_SIZE@|$BOOT_SIZE|g" -e "s|@ROOT_SIZE@|$ROOT_SIZE|g" -e "s|@DATA_SIZE@|$DATA_SIZE|g" \
+  sed -e "s|@AUTOBOOT_SIZE@|$AUTOBOOT_SIZE|g" -e "s|@BOOT_SIZE@|$BOOT_SIZE|g" \
+      -e "s|@ROOT_SIZE@|$ROOT_SIZE|g" -e "s|@DATA_SIZE@|$DATA_SIZE|g" \
+      -e "s|@AUTOBOOT_DIR@|$OUT/autoboot|g" -e "s|@BOOT_A_DIR@|$OUT/boot-a|g" -e "s|@BOOT_B_DIR@|$OUT/boot-b|g" \
       -e "s|@DATA_DIR@|$OUT/data|g" "$IMAGE_DIR/genimage.cfg.in" >"$cfg"
   rm -rf "$OUT/genimage-tmp" "$OUT/disk"; mkdir -p "$OUT/disk" "$OUT/input"
   genimage --config "$cfg" --rootpath "$R" --tmppath "$OUT/genimage-tmp" \
@@ -266,6 +344,7 @@ main() {
   stage_base
   [ "$what" = base ] && return
   stage_rootfs
+  stage_boot
   stage_disk
   log "image built in $((SECONDS - started)) s"
 }

@@ -22,6 +22,13 @@ UNIT_DIR = ROOTFS / "usr" / "lib" / "systemd" / "system"
 CORE = UNIT_DIR / "practice-box-core.service"
 WEB = UNIT_DIR / "practice-box-web.service"
 SYSUSERS = ROOTFS / "usr" / "lib" / "sysusers.d" / "practice-box.conf"
+# The updater's units live with the rest of the updater; build.sh installs them
+# beside the core's in /usr/lib/systemd/system.
+FIRMWARE_UNIT_DIR = ROOTFS.parent.parent / "firmware" / "systemd"
+CHECK = FIRMWARE_UNIT_DIR / "practice-box-update-check.service"
+RECOVER = FIRMWARE_UNIT_DIR / "practice-box-update-recover.service"
+RAUC_DROPIN = UNIT_DIR / "rauc.service.d" / "practice-box.conf"
+ALL_UNITS = (CORE, WEB, CHECK, RECOVER)
 HOST_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
 
 
@@ -73,9 +80,9 @@ def scratch_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("root")
     units = root / "usr" / "lib" / "systemd" / "system"
     shutil.copytree(host_units, units, symlinks=True)
-    for unit in UNIT_DIR.glob("*.service"):
+    for unit in ALL_UNITS:
         shutil.copy(unit, units / unit.name)
-    for path in {_exec_program(_unit(u)) for u in UNIT_DIR.glob("*.service")}:
+    for path in {_exec_program(_unit(u)) for u in ALL_UNITS}:
         program = root / path.lstrip("/")
         program.parent.mkdir(parents=True, exist_ok=True)
         program.write_text("#!/bin/sh\nexit 0\n")
@@ -90,7 +97,7 @@ def test_the_image_ships_the_core_and_web_units() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["practice-box-core.service", "practice-box-web.service"])
+@pytest.mark.parametrize("name", [unit.name for unit in ALL_UNITS])
 def test_systemd_analyze_verify_accepts_the_unit_without_a_single_warning(scratch_root: Path, name: str) -> None:
     result = subprocess.run(
         [_tool("systemd-analyze"), "verify", f"--root={scratch_root}", name],
@@ -236,3 +243,54 @@ def test_the_image_takes_the_c_extensions_without_aarch64_wheels_from_debian() -
     build = (ROOTFS.parent / "build.sh").read_text()
     for debian_package in requirements.FROM_DEBIAN.values():
         assert f" {debian_package} " in build, f"build.sh does not install {debian_package}"
+
+
+def _environment(unit: dict[str, list[tuple[str, str]]]) -> dict[str, str]:
+    pairs = " ".join(_values(unit, "Environment")).split()
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_the_update_units_run_the_appliance_from_the_image_venv_on_the_cores_data_dir() -> None:
+    core_command = _one(_unit(CORE), "ExecStart").split()
+    venv_python = str(Path(core_command[0]).with_name("python"))  # /opt/practice-box/bin/python
+    core_data_dir = core_command[core_command.index("--data-dir") + 1]
+    for path, command in ((CHECK, "check"), (RECOVER, "recover-store")):
+        unit = _unit(path)
+        assert _one(unit, "ExecStart").split()[:4] == [venv_python, "-m", "appliance.system.update", command]
+        # The store (<data dir>/appliance.db) and control.sock are where the core keeps them.
+        assert _environment(unit)["APPLIANCE_DATA_DIR"] == core_data_dir
+        assert core_data_dir in _one(unit, "RequiresMountsFor", section="Unit").split()
+    # RAUC starts the bootloader backend, which runs the same interpreter.
+    assert _environment(_unit(RAUC_DROPIN))["APPLIANCE_PYTHON"] == venv_python
+
+
+def test_the_trial_check_runs_only_on_a_tryboot_after_the_core_and_cannot_hang_forever() -> None:
+    check = _unit(CHECK)
+    assert _one(check, "ConditionPathExists", section="Unit") == "/proc/device-tree/chosen/bootloader/tryboot"
+    assert "practice-box-core.service" in _one(check, "After", section="Unit").split()
+    assert _environment(check)["APPLIANCE_AUTOBOOT_DIR"] == "/boot/autoboot"
+    assert "/boot/autoboot" in _one(check, "RequiresMountsFor", section="Unit").split()
+    command = _one(check, "ExecStart").split()
+    check_timeout = int(command[command.index("--timeout-s") + 1])
+    assert int(_one(check, "TimeoutStartSec")) > check_timeout  # the check's own deadline comes first
+    assert _one(check, "Type") == "oneshot"
+    assert _one(check, "WantedBy", section="Install") == "multi-user.target"
+
+
+def test_the_store_is_recovered_before_the_core_as_the_cores_own_user() -> None:
+    recover, core = _unit(RECOVER), _unit(CORE)
+    assert {"practice-box-core.service", "practice-box-web.service"} <= set(
+        _one(recover, "Before", section="Unit").split())
+    assert _one(recover, "User") == _one(core, "User")  # the restored file must be the core's to write
+    assert _one(recover, "Type") == "oneshot"
+    assert _one(recover, "NoNewPrivileges") == "yes"
+    assert _one(recover, "CapabilityBoundingSet") == ""
+    assert _one(recover, "ReadWritePaths") == _environment(recover)["APPLIANCE_DATA_DIR"]
+    assert _one(recover, "WantedBy", section="Install") == "multi-user.target"
+
+
+def test_the_image_build_installs_and_enables_both_update_units() -> None:
+    build = (ROOTFS.parent / "build.sh").read_text()
+    for unit in (CHECK, RECOVER):
+        assert f"$REPO/firmware/systemd/{unit.name}" in build
+        assert f" {unit.name} " in build.split("systemctl enable", 1)[1].split("avahi-daemon", 1)[0] + " "

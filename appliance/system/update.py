@@ -584,6 +584,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"next trial: {state.trial or 'none'}")
             return 0
         case "install":
+            if not (data_dir / "appliance.db").exists():
+                # Said before, not after: a wrong data directory means no copy to fall back on.
+                print(f"warning: no store in {data_dir}: nothing will be copied before the update "
+                      "(on the box, use practice-box-update or --data-dir /var/lib/practice-box)", file=sys.stderr)
             version = install_bundle(args.bundle, data_dir, keyring=args.keyring)
             print(f"update {version} installed in the inactive slot")
             if args.reboot:

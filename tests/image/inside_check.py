@@ -152,6 +152,39 @@ def check_system(results: dict) -> None:
     }
 
 
+def check_updater(results: dict) -> None:
+    """RAUC and the box's side of it, as far as a container shows them: the files,
+    the two units' verdicts on an ordinary boot, and `rauc status` answered by the
+    rauc service (D-Bus activated) through the real backend and autoboot.txt."""
+    core = show(CORE, "ExecMainStartTimestampMonotonic")
+    recover = show("practice-box-update-recover.service", "Result", "ExecMainStatus",
+                   "ExecMainExitTimestampMonotonic", "UnitFileState")
+    check = show("practice-box-update-check.service", "ConditionResult", "ActiveState", "UnitFileState")
+    backend = Path("/usr/lib/practice-box/rauc-bootloader-backend")
+    status = subprocess.run(["rauc", "status", "--output-format=json"], capture_output=True, text=True, timeout=180)
+    wrapper = subprocess.run(["practice-box-update", "status"], capture_output=True, text=True, timeout=120)
+    rauc_env = show("rauc.service", "Environment")["Environment"]
+    results["updater"] = {
+        "system_conf": Path("/etc/rauc/system.conf").read_text(),
+        "keyring": Path("/etc/rauc/keyring.pem").read_text(),
+        "backend_executable": os.access(backend, os.X_OK),
+        "rauc_environment": rauc_env,
+        "recover_result": recover["Result"],
+        "recover_exit_status": int(recover["ExecMainStatus"] or -1),
+        "recover_enabled": recover["UnitFileState"],
+        "recover_done_before_core": 0 < int(recover["ExecMainExitTimestampMonotonic"])
+                                    <= int(core["ExecMainStartTimestampMonotonic"]),
+        "check_enabled": check["UnitFileState"],
+        "check_condition": check["ConditionResult"],
+        "check_state": check["ActiveState"],
+        "rauc_status_exit": status.returncode,
+        "rauc_status": json.loads(status.stdout) if status.returncode == 0 else status.stderr[-2000:],
+        "wrapper_status_exit": wrapper.returncode,
+        "wrapper_status": (wrapper.stdout + wrapper.stderr)[-2000:],
+        "autoboot_after": Path("/boot/autoboot/autoboot.txt").read_text(),
+    }
+
+
 def _try_write(path: str) -> bool:
     try:
         Path(path).write_text("x")
@@ -164,14 +197,15 @@ def _try_write(path: str) -> bool:
 def main() -> None:
     results: dict = {"errors": []}
     try:
-        for check in (check_ready, check_web, check_system, check_watchdog):
+        for check in (check_ready, check_web, check_system, check_updater, check_watchdog):
             try:
                 check(results)
             except Exception:  # noqa: BLE001 - every check runs; the host test reports each failure
                 results["errors"].append(f"{check.__name__}: {traceback.format_exc(limit=2)}")
     finally:
         journal = subprocess.run(["journalctl", "-b", "--no-pager", "-o", "short-monotonic",
-                                  "-u", CORE, "-u", WEB, "-u", "practice-box-check.service"],
+                                  "-u", CORE, "-u", WEB, "-u", "practice-box-check.service",
+                                  "-u", "practice-box-update-recover.service", "-u", "rauc.service"],
                                  capture_output=True, text=True).stdout
         (OUT / "journal.txt").write_text(journal)
         (OUT / "results.json").write_text(json.dumps(results, indent=2))

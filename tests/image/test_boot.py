@@ -27,6 +27,14 @@ TEST_WATCHDOG_S = 8
 """The core's WatchdogSec for this test only (30 s on the device): the test waits
 one period after freezing the core, not half a minute."""
 
+RAUC_BOOT_SLOT = """\
+[Service]
+ExecStart=
+ExecStart=/usr/bin/rauc --mount=/run/rauc --override-boot-slot=A service
+"""
+"""A test-only drop-in for rauc.service: a container sees the host's /proc/cmdline,
+which has no rauc.slot=; on the box the kernel command line of boot_a says A."""
+
 CHECK_UNIT = """\
 [Unit]
 Description=Practice box image test: the checks (tests/image/inside_check.py)
@@ -52,6 +60,8 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("boot")
     # The data partition as the build prepared it (ownership kept: cp -a as root).
     subprocess.run(["cp", "-a", str(rootfs.parent / "data"), str(work / "data")], check=True)
+    # Partition 1 as the build prepared it (fstab's device lines are skipped in a container).
+    subprocess.run(["cp", "-a", str(rootfs.parent / "autoboot"), str(work / "autoboot")], check=True)
     inside = work / "in"
     inside.mkdir()
     shutil.copy(HERE / "inside_check.py", inside / "inside_check.py")
@@ -60,6 +70,8 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (units / "practice-box-core.service.d" / "test-watchdog.conf").write_text(
         f"[Service]\nWatchdogSec={TEST_WATCHDOG_S}s\n")
     (units / "practice-box-check.service").write_text(CHECK_UNIT)
+    (units / "rauc.service.d").mkdir()
+    (units / "rauc.service.d" / "test-boot-slot.conf").write_text(RAUC_BOOT_SLOT)
     out = work / "out"
     out.mkdir()
     command = [
@@ -67,10 +79,12 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "--read-only",  # the device's root is read-only: so is the test's
         f"--bind={work / 'data'}:/data",
         f"--bind={out}:/run/box-test",
+        f"--bind={work / 'autoboot'}:/boot/autoboot",
         f"--bind-ro={inside}:/run/box-test-in",
         # /run/systemd/system: runtime units, above the image's own in systemd's search path.
         f"--bind-ro={units / 'practice-box-core.service.d'}:/run/systemd/system/practice-box-core.service.d",
         f"--bind-ro={units / 'practice-box-check.service'}:/run/systemd/system/practice-box-check.service",
+        f"--bind-ro={units / 'rauc.service.d'}:/run/systemd/system/rauc.service.d",
         "systemd.wants=practice-box-check.service",
     ]
     started = time.monotonic()
@@ -92,7 +106,7 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(out, keep)
     print(f"\nimage test figures: {json.dumps({k: v for k, v in results.items() if k != 'errors'}, indent=1)}")
-    return {"results": results, "journal": journal}
+    return {"results": results, "journal": journal, "rootfs": rootfs}
 
 
 def test_every_check_inside_the_image_ran(boot: dict) -> None:
@@ -129,3 +143,86 @@ def test_the_root_is_read_only_and_the_state_is_on_data(boot: dict) -> None:
     assert system["control_socket"] and system["control_socket_uid"] == boot["results"]["core"]["uid"]
     assert system["journal_on_data"]
     assert system["modemmanager"] == "masked"
+
+
+def test_rauc_is_installed_with_the_repositorys_configuration_and_the_signing_ca(boot: dict) -> None:
+    updater = boot["results"]["updater"]
+    repo = HERE.parent.parent
+    assert updater["system_conf"] == (repo / "firmware" / "rauc" / "system.conf").read_text()
+    assert updater["keyring"].startswith("-----BEGIN CERTIFICATE-----")
+    keyring = os.environ.get("BUNDLE_KEYRING") or str(
+        Path(os.environ.get("FIRMWARE_KEYS_DIR", Path.home() / ".cache/appliance/firmware-keys")) / "ca.cert.pem")
+    if Path(keyring).is_file():  # the CA `make bundle` signs with is the one the box trusts
+        assert updater["keyring"] == Path(keyring).read_text()
+    assert updater["backend_executable"]
+    assert "APPLIANCE_PYTHON=/opt/practice-box/bin/python" in updater["rauc_environment"]
+
+
+def test_rauc_status_answers_through_the_backend_and_autoboot_txt(boot: dict) -> None:
+    updater = boot["results"]["updater"]
+    assert updater["rauc_status_exit"] == 0, updater["rauc_status"]
+    status = updater["rauc_status"]
+    assert status["compatible"] == "practice-box-rpi5"
+    assert status["booted"] == "A"
+    # get-primary: the backend read [all] boot_partition=2 from autoboot.txt, slot A.
+    assert status["boot_primary"] == "rootfs.0"
+    assert "boot_partition=2" in updater["autoboot_after"]  # a status query writes nothing
+    # The wrapper runs `appliance update status` with the box's configuration.
+    assert updater["wrapper_status_exit"] == 0, updater["wrapper_status"]
+    assert "committed: A" in updater["wrapper_status"] and "next trial: none" in updater["wrapper_status"]
+
+
+def test_on_an_ordinary_boot_the_store_check_runs_before_the_core_and_the_trial_check_stays_out(
+        boot: dict) -> None:
+    updater = boot["results"]["updater"]
+    assert updater["recover_enabled"] == updater["check_enabled"] == "enabled"
+    assert updater["recover_result"] == "success" and updater["recover_exit_status"] == 0
+    assert updater["recover_done_before_core"]
+    # No /proc/device-tree/chosen/bootloader/tryboot in a container (nor on an ordinary boot).
+    assert updater["check_condition"] == "no" and updater["check_state"] == "inactive"
+
+
+# -- what the build left for the disk: no boot needed -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    out = Path(os.environ["APPLIANCE_IMAGE_TEST"]).resolve().parent
+    if not (out / "disk" / "practice-box.img").exists():
+        pytest.fail(f"{out}/disk/practice-box.img is missing: run `make image` first")
+    return out
+
+
+def test_the_disk_image_has_the_tryboot_layout_update_py_expects(built: Path) -> None:
+    from appliance.system.update import SLOT_PARTITIONS
+
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(built / "disk" / "practice-box.img")],
+                                      capture_output=True, text=True, check=True).stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    names = [part["name"] for part in table["partitions"]]
+    assert names == ["autoboot", "boot_a", "boot_b", "rootfs_a", "rootfs_b", "data"]
+    assert {slot: names[number - 1] for slot, number in SLOT_PARTITIONS.items()} == {"A": "boot_a", "B": "boot_b"}
+
+
+def test_autoboot_txt_commits_slot_a_with_no_trial(built: Path) -> None:
+    from appliance.system.update import SLOT_PARTITIONS, parse_autoboot
+
+    autoboot = parse_autoboot((built / "autoboot" / "autoboot.txt").read_text(encoding="ascii"))
+    assert autoboot.committed == SLOT_PARTITIONS["A"]
+    assert autoboot.tryboot == SLOT_PARTITIONS["A"]
+
+
+def test_each_boot_partition_names_its_own_root_slot_on_the_kernel_command_line(built: Path) -> None:
+    for slot in ("a", "b"):
+        cmdline = built / f"boot-{slot}" / "cmdline.txt"
+        if not cmdline.exists():
+            pytest.skip("built with IMAGE_WITH_KERNEL=0: no boot files")
+        lines = cmdline.read_text().splitlines()
+        assert len(lines) == 1  # the firmware reads one line
+        words = lines[0].split()
+        assert [w for w in words if w.startswith("root=")] == [f"root=PARTLABEL=rootfs_{slot}"]
+        assert [w for w in words if w.startswith("rauc.slot=")] == [f"rauc.slot={slot.upper()}"]
+        assert "ro" in words
+    # Boot B is boot A's copy apart from the command line: the same kernel in both slots.
+    a = sorted(p.name for p in (built / "boot-a").iterdir())
+    assert a == sorted(p.name for p in (built / "boot-b").iterdir()) and any(n.startswith("vmlinuz") for n in a)
