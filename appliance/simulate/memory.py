@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,18 @@ from appliance.errors import ApplianceError
 
 
 def _rss_mb() -> dict[str, float]:
-    current = 0.0
+    """Resident memory now and at its peak, from the kernel's own counters.
+
+    VmHWM, not ``getrusage``'s ru_maxrss: the latter survives ``exec``, so a process
+    started by a big one (the bench, pytest) would report its parent's peak.
+    """
+    figures = {"VmRSS:": 0.0, "VmHWM:": 0.0}
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                current = int(line.split()[1]) / 1024
-    return {"current_mb": round(current), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            key = line.split(maxsplit=1)[0] if line.strip() else ""
+            if key in figures:
+                figures[key] = int(line.split()[1]) / 1024
+    return {"current_mb": round(figures["VmRSS:"]), "peak_mb": round(figures["VmHWM:"])}
 
 
 def measure(config_path: Path | None) -> dict[str, Any]:
