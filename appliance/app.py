@@ -19,7 +19,6 @@ import numpy as np
 
 from appliance.acknowledgement import Acknowledgement, AcknowledgingSpeaker
 from appliance.agenda.local import LocalAgenda
-from appliance.audio.vad import SileroVad
 from appliance.bargein import BargeInSettings, BargeInWatch, SharedInbound
 from appliance.answering import AnsweringPolicy
 from appliance.agenda.practice import Practice, resolve_practice
@@ -236,7 +235,7 @@ class Appliance:
             vocabulary=self._hotwords,
             inbound=inbound,
         )
-        watch = BargeInWatch(inbound, SileroVad(self.speech.vad_dir, threshold=BargeInSettings().vad_threshold))
+        watch = BargeInWatch(inbound, self.speech.new_vad(threshold=BargeInSettings().vad_threshold))
         speaker = AudioSpeaker(call, voice, barge_in=watch)
         return listener, speaker, switch if len(switch.offered) > 1 else None
 
@@ -245,13 +244,12 @@ class Appliance:
         (the prompt cache usually has it). Without it the box simply says nothing meanwhile."""
         if self.speech is None:
             return []
-        synthesizer = self.speech.synthesizer
         try:
-            pcm = synthesizer.synthesize(templates(self.config.speech.language)["acknowledge"])
+            pcm = self.speech.phrase(templates(self.config.speech.language)["acknowledge"])
         except ApplianceError as err:
             _LOGGER.warning("no acknowledgement phrase: %s", err.detail)
             return []
-        return to_line_frames(pcm, synthesizer.sample_rate)
+        return to_line_frames(pcm, self.speech.synthesizer.sample_rate)
 
     def _hotwords(self, ask: str | None) -> tuple[str, ...]:
         """Words this practice's callers are likely to say now, to bias Whisper towards.

@@ -32,7 +32,6 @@ from appliance.agenda.practice import resolve_practice
 from appliance.audio import LINE_RATE_HZ
 from appliance.audio.framing import float32_to_int16
 from appliance.audio.resample import resample
-from appliance.audio.vad import SileroVad
 from appliance.bargein import BargeInSettings, EchoCase, reaction_figures
 from appliance.app import Appliance
 from appliance.config import Config
@@ -223,7 +222,7 @@ def _barge_in(speech: SpeechModels) -> dict[str, Any]:
     echo_alone = [EchoCase(delay, loss) for delay in (0, 60, 150, 300) for loss in (6, 12, 20, 30)]
     callers = [EchoCase(delay, loss, level, at) for delay in (0, 60, 150, 300) for loss in (12, 20, 30)
                for level in (-18, -24) for at in (0.6, 2.5)]
-    vad = SileroVad(speech.vad_dir, threshold=BargeInSettings().vad_threshold)
+    vad = speech.new_vad(threshold=BargeInSettings().vad_threshold)
     figures = reaction_figures(box, caller, echo_alone + callers, vad)
     return {"p50_ms": figures.p50_ms, "max_ms": figures.max_ms, "callers": len(figures.reactions_ms),
             "missed": figures.missed, "false_stops": figures.false_stops, "echo_alone": figures.echo_cases}

@@ -11,7 +11,7 @@ import logging
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from appliance.answering import AnsweringSettings
 from appliance.audio.endpoint import EndpointSettings
@@ -26,6 +26,9 @@ from appliance.sync.settings import SyncSettings
 from appliance.sync.worker import OutboxSettings
 
 _LOGGER = logging.getLogger(__name__)
+
+STORE_FILE: Final = "appliance.db"
+"""The SQLite store's name in the data directory (the core, the page, updates)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +161,7 @@ class Config:
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "appliance.db"
+        return self.data_dir / STORE_FILE
 
 
 def load_config(path: Path | None, *, overlay: dict[str, Any] | None = None, **overrides: Any) -> Config:

@@ -178,7 +178,7 @@ class AudioListener:
                             if early is not None and early.running():
                                 continue
                             audio = np.concatenate(heard)
-                            early = _EarlyRecognition(start, end, self._transcribe(audio, start, end, 0.0, 0.0))
+                            early = _EarlyRecognition(start, end, self._transcribe(audio, start, end))
                         case TurnEnded(speech_start_s=start, speech_end_s=end, decided_at_s=decided):
                             decided_at = self._clock.monotonic()
                             self._on_turn_end(decided_at - max(0.0, decided - end))
@@ -187,7 +187,7 @@ class AudioListener:
                                 early = None
                             else:
                                 audio = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
-                                heard_turn = await self._transcribe(audio, start, end, 0.0, 0.0)
+                                heard_turn = await self._transcribe(audio, start, end)
                             return replace(heard_turn, endpoint_s=max(0.0, decided - end), decided_at=decided_at,
                                            speech_started_at=speech_started_at)
                         case NoInput(after_s=after):
@@ -211,9 +211,9 @@ class AudioListener:
                 quiet_s += frame_s  # counted in audio time, like the end-pointer
         return Pressed(digits.rstrip("#"), self._clock.monotonic())
 
-    async def _transcribe(
-        self, heard: np.ndarray, start_s: float, end_s: float, endpoint_s: float, decided_at: float
-    ) -> Heard:
+    async def _transcribe(self, heard: np.ndarray, start_s: float, end_s: float) -> Heard:
+        """The speech between ``start_s`` and ``end_s``, recognized; the end-of-turn
+        figures (``endpoint_s``, ``decided_at``) are the caller's to fill in."""
         lo = max(0, int((start_s - _PRE_ROLL_S) * MODEL_RATE_HZ))
         hi = min(len(heard), int((end_s + _POST_ROLL_S) * MODEL_RATE_HZ))
         speech = heard[lo:hi]
@@ -223,9 +223,8 @@ class AudioListener:
         return Heard(
             text=transcript.text,
             audio_s=len(speech) / MODEL_RATE_HZ,
-            endpoint_s=max(0.0, endpoint_s),
             asr_ms=round(transcript.decode_s * 1000),
-            decided_at=decided_at,
+            decided_at=0.0,
             language=transcript.detected_language,
         )
 

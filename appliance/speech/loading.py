@@ -78,6 +78,7 @@ class SpeechModels:
     prompts: CachedSynthesizer | None = None
     """The box's voice behind its prompt cache, for the warmer; None with the cache off."""
     _voices: dict[str, Synthesizer] = field(default_factory=dict, repr=False)
+    _phrases: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     language: str = "fr"
     """The practice's main language: the one every call starts in."""
     voices: dict[str, Synthesizer] = field(default_factory=dict)
@@ -100,9 +101,17 @@ class SpeechModels:
         voice = CallVoice(self.voices, self.language)
         return recognizer, voice, LanguageSwitch(offered, self.language, recognizer=recognizer, voice=voice)
 
-    def new_vad(self) -> VoiceActivity:
-        """VAD state is per call; the model file is tiny and loads in milliseconds."""
-        return SileroVad(self.vad_dir, threshold=self.vad_threshold)
+    def new_vad(self, threshold: float | None = None) -> VoiceActivity:
+        """VAD state is per call; the model file is tiny and loads in milliseconds.
+        ``threshold``: another than the listener's (barge-in's own VAD)."""
+        return SileroVad(self.vad_dir, threshold=self.vad_threshold if threshold is None else threshold)
+
+    def phrase(self, text: str) -> np.ndarray:
+        """A fixed phrase in the main voice, synthesized once per process (every
+        ``Appliance`` built on these models shares it)."""
+        if text not in self._phrases:
+            self._phrases[text] = self.synthesizer.synthesize(text)
+        return self._phrases[text]
 
     def caller_voice(self, voice: str) -> Synthesizer:
         """The simulated caller's voice: the same TTS model, another speaker (loaded once)."""

@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
+from appliance.config import STORE_FILE
 from appliance.errors import ApplianceError, StoreError
 
 _LOGGER = logging.getLogger(__name__)
@@ -516,7 +517,7 @@ def install_bundle(
     if not bundle.is_file():
         raise UpdateError("bundle-missing", f"{bundle}: no such bundle file")
     version = bundle_version(bundle, keyring=keyring, run=run)
-    snapshot_store(data_dir / "appliance.db", data_dir / "update", version)
+    snapshot_store(data_dir / STORE_FILE, data_dir / "update", version)
     done = run(["rauc", "install", str(bundle)])
     if done.returncode != 0:
         raise UpdateError("install-failed", _last_line(done.stderr + done.stdout) or "rauc install failed")
@@ -584,7 +585,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"next trial: {state.trial or 'none'}")
             return 0
         case "install":
-            if not (data_dir / "appliance.db").exists():
+            if not (data_dir / STORE_FILE).exists():
                 # Said before, not after: a wrong data directory means no copy to fall back on.
                 print(f"warning: no store in {data_dir}: nothing will be copied before the update "
                       "(on the box, use practice-box-update or --data-dir /var/lib/practice-box)", file=sys.stderr)
@@ -613,7 +614,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(outcome)
             return 0 if outcome != "rolled-back" else 1
         case "recover-store":
-            print(recover_store(data_dir / "appliance.db", data_dir / "update"))
+            print(recover_store(data_dir / STORE_FILE, data_dir / "update"))
             return 0
     raise AssertionError(args.command)  # argparse allows no other command
 
